@@ -20,9 +20,10 @@ struct vsq_plug {
 	const struct vsq_plug_scheme *scheme;
 	struct ev_loop *loop;
 	struct vsq_plug_stats stats;
-	int down_err;
-	vsq_plug_down_fn down_fn;
-	void *down_ctx;
+	int status;
+	int opening; /* state changes are not reported from inside open */
+	vsq_plug_state_fn state_fn;
+	void *state_ctx;
 	char *url;
 	_Alignas(max_align_t) unsigned char priv[];
 };
@@ -76,14 +77,19 @@ void vsq_plug_scheme_foreach(void (*fn)(const struct vsq_plug_scheme *scheme, vo
 
 /* ---- the endpoint --------------------------------------------------------------------------- */
 
+static int is_down(int status)
+{
+	return status < 0 && status != -EINPROGRESS && status != -ENOTCONN;
+}
+
 static int plug_port_receive(struct vsq_port *port, const uint8_t *frame, size_t len)
 {
 	struct vsq_plug *plug = (struct vsq_plug *)port;
 	int rc;
 
-	if (plug->down_err) {
+	if (plug->status) {
 		plug->stats.tx_dropped++;
-		return plug->down_err;
+		return plug->status;
 	}
 	if (len < VSQ_FRAME_MIN || len > VSQ_FRAME_MAX) {
 		plug->stats.tx_dropped++;
@@ -138,8 +144,8 @@ void vsq_plug_describe(const struct vsq_plug *plug, char *buf, size_t len)
 	if (len == 0)
 		return;
 	buf[0] = 0;
-	if (plug->down_err)
-		snprintf(buf, len, "down (%s)", strerror(-plug->down_err));
+	if (is_down(plug->status))
+		snprintf(buf, len, "down (%s)", strerror(-plug->status));
 	else if (plug->scheme->describe)
 		plug->scheme->describe(plug, buf, len);
 	else
@@ -148,13 +154,13 @@ void vsq_plug_describe(const struct vsq_plug *plug, char *buf, size_t len)
 
 int vsq_plug_status(const struct vsq_plug *plug)
 {
-	return plug->down_err;
+	return plug->status;
 }
 
-void vsq_plug_on_down(struct vsq_plug *plug, vsq_plug_down_fn fn, void *ctx)
+void vsq_plug_on_state(struct vsq_plug *plug, vsq_plug_state_fn fn, void *ctx)
 {
-	plug->down_fn = fn;
-	plug->down_ctx = ctx;
+	plug->state_fn = fn;
+	plug->state_ctx = ctx;
 }
 
 int vsq_plug_deliver(struct vsq_plug *plug, const uint8_t *frame, size_t len)
@@ -165,6 +171,8 @@ int vsq_plug_deliver(struct vsq_plug *plug, const uint8_t *frame, size_t len)
 		plug->stats.rx_malformed++;
 		return -EINVAL;
 	}
+	if (is_down(plug->status))
+		return -ENOTCONN;
 	plug->stats.rx_frames++;
 	plug->stats.rx_bytes += len;
 	rc = vsq_port_send(&plug->port, frame, len);
@@ -178,13 +186,19 @@ void vsq_plug_count_malformed(struct vsq_plug *plug)
 	plug->stats.rx_malformed++;
 }
 
+void vsq_plug_set_status(struct vsq_plug *plug, int status)
+{
+	if (is_down(plug->status) || plug->status == status)
+		return;
+	plug->status = status;
+	if (plug->state_fn && !plug->opening)
+		plug->state_fn(plug, status, plug->state_ctx);
+}
+
 void vsq_plug_set_down(struct vsq_plug *plug, int err)
 {
-	if (plug->down_err)
-		return;
-	plug->down_err = err < 0 ? err : -ECONNRESET;
-	if (plug->down_fn)
-		plug->down_fn(plug, plug->down_err, plug->down_ctx);
+	vsq_plug_set_status(plug,
+			    err < 0 && err != -EINPROGRESS && err != -ENOTCONN ? err : -ECONNRESET);
 }
 
 /* ---- opening -------------------------------------------------------------------------------- */
@@ -319,7 +333,9 @@ int vsq_plug_open(struct ev_loop *loop, const char *url, const struct vsq_plug_a
 	vsq_port_init(&plug->port, &plug_port_ops, plug->url);
 
 	msg[0] = 0;
+	plug->opening = 1;
 	rc = scheme->open(plug, rest, args, msg, sizeof(msg));
+	plug->opening = 0;
 	if (rc < 0) {
 		vsq_plug_errf(err, errlen, "%s: %s", *vnl ? vnl : "(default switch)",
 			      msg[0] ? msg : strerror(-rc));
@@ -346,7 +362,7 @@ void vsq_plug_close(struct vsq_plug *plug)
 	if (!plug)
 		return;
 	vsq_port_unlink(&plug->port);
-	plug->down_fn = NULL;
+	plug->state_fn = NULL;
 	plug->scheme->close(plug);
 	free(plug->url);
 	free(plug);

@@ -59,13 +59,16 @@ void vsq_plug_get_stats(const struct vsq_plug *plug, struct vsq_plug_stats *stat
 /* One line on the connection's state for people ("port 5 of /tmp/sw", "child 1234 running"). */
 void vsq_plug_describe(const struct vsq_plug *plug, char *buf, size_t len);
 
-/* 0 while the URL side is there; -errno once it went away (switch gone, EOF from a child or a
- * stream: -ECONNRESET / -EPIPE ...). A down plug drops what it is given and delivers nothing. */
+/* The URL side's state: 0 up; -EINPROGRESS while a handshake or connect is under way (opening
+ * never blocks the loop: the switch may be served by this very process); -ENOTCONN for a server
+ * waiting for its peer to connect; any other -errno once it went away for good (switch gone,
+ * EOF from a child or a stream: -ECONNRESET, -ETIMEDOUT, ...). Frames given to a plug that is
+ * not up are dropped and counted; a plug that is down delivers nothing more. */
 int vsq_plug_status(const struct vsq_plug *plug);
-/* Called once when the URL side goes away (from a watcher, or from inside a send that found the
- * other end gone; never from inside vsq_plug_open). It must not close the plug. */
-typedef void (*vsq_plug_down_fn)(struct vsq_plug *plug, int err, void *ctx);
-void vsq_plug_on_down(struct vsq_plug *plug, vsq_plug_down_fn fn, void *ctx);
+/* Called on every change of vsq_plug_status (from a watcher, or from inside a send that found
+ * the other end gone; never from inside vsq_plug_open). It must not close the plug. */
+typedef void (*vsq_plug_state_fn)(struct vsq_plug *plug, int status, void *ctx);
+void vsq_plug_on_state(struct vsq_plug *plug, vsq_plug_state_fn fn, void *ctx);
 
 /* ---- Schemes -------------------------------------------------------------------------------- */
 
@@ -108,8 +111,11 @@ struct ev_loop *vsq_plug_loop(const struct vsq_plug *plug);
 int vsq_plug_deliver(struct vsq_plug *plug, const uint8_t *frame, size_t len);
 /* Count a frame from the URL side that the scheme itself found malformed and dropped. */
 void vsq_plug_count_malformed(struct vsq_plug *plug);
-/* The URL side went away for good (-errno): further sends are dropped and the owner's down
- * callback runs once. The scheme stops its own watchers; close is still called later. */
+/* Set the state vsq_plug_status reports (a plug starts up; a scheme's open may set
+ * -EINPROGRESS or -ENOTCONN before returning). Once down (any other -errno) a plug stays down:
+ * later calls are ignored. The scheme stops its own watchers; close is still called later. */
+void vsq_plug_set_status(struct vsq_plug *plug, int status);
+/* vsq_plug_set_status with a -errno that means "gone for good" (-ECONNRESET if err >= 0). */
 void vsq_plug_set_down(struct vsq_plug *plug, int err);
 
 /* vdeplug4 option parsing (parseparms.c). Both cut `str` in place; values point into it.
