@@ -1,0 +1,111 @@
+/* vde_server_int.h: the vde_switch control protocol (VDE.md section 1): the request a client
+ * sends on the ctl socket, parsed from untrusted bytes, and the server's per-client state. */
+#ifndef VSQ_VDE_SERVER_INT_H
+#define VSQ_VDE_SERVER_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+
+#include "switch_int.h"
+
+#define VDE_SWITCH_MAGIC 0xfeedfaceu
+#define VDE_REQ_NEW_CONTROL 0
+#define VDE_REQ_NEW_PORT0 1
+/* vde_switch reads at most this much of a request (REQBUFLEN) */
+#define VDE_REQUEST_MAX 256
+/* sockaddr_un on the wire: u16 family + 108 bytes of path */
+#define VDE_SOCKADDR_BYTES 110
+#define VDE_V3_HEADER_BYTES (4 + 4 + 4 + VDE_SOCKADDR_BYTES) /* 122 */
+#define VDE_V1_HEADER_BYTES (4 + 4 + 6 + VDE_SOCKADDR_BYTES) /* 124 */
+/* libvdeplug's MAXDESCR */
+#define VDE_DESCR_MAX 128
+
+struct vde_request {
+	int version;			 /* 1 or 3 */
+	unsigned type;			 /* VDE_REQ_NEW_CONTROL or VDE_REQ_NEW_PORT0 */
+	unsigned port;			 /* requested port (type >> 8), 0 for any */
+	struct sockaddr_un sock;	 /* the client's data socket; sun_path NUL-terminated */
+	int abstract;			 /* sun_path[0] == 0: no file to check */
+	char description[VDE_DESCR_MAX]; /* printable, NUL-terminated */
+};
+
+/* Parse the request in buf[0..len). Returns 0, -EAGAIN when more bytes are needed to decide,
+ * or -EPROTO for garbage with the reason in *why. Multi-byte fields are in host byte order, as
+ * libvdeplug and vde_switch write them. */
+int vde_request_parse(const uint8_t *buf, size_t len, struct vde_request *req, const char **why);
+
+/* Frames waiting for a client that cannot take them yet: variable-size records in one
+ * preallocated byte ring, described by a ring of slots. */
+#define VDE_QUEUE_SLOTS 512
+#define VDE_QUEUE_BYTES (512u * 1024u)
+/* frames gathered for one sendmmsg */
+#define VDE_PENDING_MAX 64
+/* handshakes in progress at once; the oldest is dropped past this */
+#define VDE_HANDSHAKES_MAX 128
+#define VDE_HANDSHAKE_TIMEOUT_S 10.0
+/* asked of the kernel for every data socket (it caps them at its maximum) */
+#define VDE_SOCKET_BUFFER_BYTES (4 * 1024 * 1024)
+
+struct vde_queue_slot {
+	uint32_t offset, len;
+};
+
+struct vde_client {
+	struct vde_server *server;
+	struct switch_port *port;
+	struct vde_client *next_on_port;
+	struct vde_client *next_dirty;
+	int dirty;
+	int ctl_fd, data_fd;
+	ev_io ctl_w, data_w, out_w;
+	uid_t uid;
+	pid_t pid;
+	char description[VDE_DESCR_MAX];
+	char data_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	/* frames gathered during a batch, pointing into the frames themselves */
+	unsigned npending;
+	struct mmsghdr pending[VDE_PENDING_MAX];
+	struct iovec pending_iov[VDE_PENDING_MAX][4];
+	/* the overflow queue */
+	uint8_t *queue_buf;
+	uint32_t queue_write;
+	unsigned queue_head, queue_count, queued_max;
+	struct vde_queue_slot queue[VDE_QUEUE_SLOTS];
+	uint64_t queue_drops, send_errors;
+};
+
+struct vde_handshake {
+	struct vde_server *server;
+	struct vde_handshake *next, *prev;
+	int fd;
+	ev_io io_w;
+	ev_timer timer;
+	uid_t uid;
+	pid_t pid;
+	size_t len;
+	uint8_t buf[VDE_REQUEST_MAX + 1];
+};
+
+struct vde_server {
+	struct vsq_switch *sw;
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char ctl_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int ctl_fd;
+	ev_io ctl_w;
+	ev_timer retry_timer; /* accepting paused after running out of fds */
+	mode_t mode, dirmode;
+	gid_t group; /* (gid_t)-1: unchanged */
+	int created_dir;
+	struct vde_handshake *handshakes; /* newest first */
+	struct vde_handshake *oldest;
+	unsigned nhandshakes;
+};
+
+/* vde_server_client.c: a handshake that succeeded becomes a client on port p. Takes the fds. */
+int vde_client_new(struct vde_server *server, struct switch_port *p, int ctl_fd, int data_fd,
+		   const struct vde_request *req, uid_t uid, pid_t pid, const char *data_path);
+
+#endif
