@@ -144,11 +144,16 @@ void vsq_plug_describe(const struct vsq_plug *plug, char *buf, size_t len)
 	if (len == 0)
 		return;
 	buf[0] = 0;
-	if (is_down(plug->status))
-		snprintf(buf, len, "down (%s)", strerror(-plug->status));
-	else if (plug->scheme->describe)
-		plug->scheme->describe(plug, buf, len);
-	else
+	size_t used = 0;
+
+	if (is_down(plug->status)) {
+		snprintf(buf, len, "down (%s)%s", strerror(-plug->status),
+			 plug->scheme->describe ? ", " : "");
+		used = strlen(buf);
+	}
+	if (plug->scheme->describe)
+		plug->scheme->describe(plug, buf + used, len - used);
+	else if (!used)
 		snprintf(buf, len, "up");
 }
 

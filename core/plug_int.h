@@ -4,16 +4,24 @@
 #define VSQ_PLUG_INT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
 #include "plug.h"
 #include "stream.h"
 
-extern const struct vsq_plug_scheme vsq_plug_scheme_null, vsq_plug_scheme_stream;
-
-/* Built-in schemes, found without registration. */
-#define VSQ_PLUG_BUILTIN_SCHEMES &vsq_plug_scheme_null, &vsq_plug_scheme_stream,
+/* Built-in schemes, found without registration: one per core/plug_<scheme>.c. */
+extern const struct vsq_plug_scheme vsq_plug_scheme_vde;
+extern const struct vsq_plug_scheme vsq_plug_scheme_ptp;
+extern const struct vsq_plug_scheme vsq_plug_scheme_null;
+extern const struct vsq_plug_scheme vsq_plug_scheme_stream;
+extern const struct vsq_plug_scheme vsq_plug_scheme_udp;
+extern const struct vsq_plug_scheme vsq_plug_scheme_tap;
+extern const struct vsq_plug_scheme vsq_plug_scheme_cmd;
+#define VSQ_PLUG_BUILTIN_SCHEMES                                                                   \
+	&vsq_plug_scheme_vde, &vsq_plug_scheme_ptp, &vsq_plug_scheme_udp, &vsq_plug_scheme_tap,    \
+	    &vsq_plug_scheme_cmd, &vsq_plug_scheme_stream, &vsq_plug_scheme_null
 
 /* A length-prefixed frame stream on an fd pair, shared by stream://, cmd:// and qemu://:
  * reads reassembled into frames for the plug, writes queued while the fd is full. */
@@ -41,6 +49,31 @@ void vsq_plug_stream_drain(struct vsq_plug_stream *stream, int timeout_ms);
 void vsq_plug_stream_free(struct vsq_plug_stream *stream);
 /* "vde" (2-byte prefix, also when text is NULL) or "qemu" (4-byte) for format= options. */
 int vsq_plug_parse_format(const char *text, unsigned *prefix_bytes, char *err, size_t errlen);
+
+/* Batched datagram receive (recvmmsg) into buffers allocated with the plug: one frame per
+ * datagram, as vde://, ptp://, udp://, seqpacket:// and qemu-dgram:// carry them. */
+#define VSQ_PLUG_RECV_BATCH 8
+struct vsq_plug_dgram {
+	struct mmsghdr msgs[VSQ_PLUG_RECV_BATCH];
+	struct iovec iovs[VSQ_PLUG_RECV_BATCH];
+	uint8_t bufs[VSQ_PLUG_RECV_BATCH][VSQ_FRAME_MAX];
+};
+void vsq_plug_dgram_init(struct vsq_plug_dgram *dgram);
+/* Receive what is waiting on fd and deliver it (truncated datagrams count as malformed).
+ * Returns the number of datagrams, 0 if none was waiting, or -errno (ECONNREFUSED: the peer
+ * is gone). Zero-length datagrams deliver nothing; *empty (if not NULL) counts them. */
+int vsq_plug_dgram_receive(struct vsq_plug *plug, struct vsq_plug_dgram *dgram, int fd, int *empty);
+
+/* A struct sockaddr_un for path; -ENAMETOOLONG if it does not fit. */
+int vsq_plug_unix_addr(struct sockaddr_un *addr, const char *path);
+/* chown to group (if not NULL) and chmod a socket file the plug created. */
+int vsq_plug_set_socket_access(const char *path, const char *group, mode_t mode, char *err,
+			       size_t errlen);
+
+/* Split a command line as libexecs' s2argv does (blanks separate words; '..', ".." and
+ * backslash quote), in place. argv gets at most max_args - 1 words and a NULL. Returns the
+ * number of words, -EINVAL (unclosed quote) or -E2BIG. */
+int vsq_plug_split_command(char *line, char **argv, int max_args);
 
 /* snprintf into an error buffer (err may be NULL). */
 void vsq_plug_errf(char *err, size_t errlen, const char *fmt, ...)
