@@ -62,6 +62,8 @@ struct vsq_wire {
 	ev_timer markov_timer;
 	vsq_wire_markov_fn on_change;
 	void *on_change_ctx;
+	vsq_wire_unlinked_fn on_unlinked;
+	void *on_unlinked_ctx;
 };
 
 static void wire_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
@@ -481,7 +483,15 @@ static void wire_timer_cb(struct ev_loop *loop, ev_timer *timer, int revents)
 
 static void wire_peer_gone(struct vsq_port *port)
 {
+	struct wire_end *end = (struct wire_end *)port;
+	struct vsq_wire *w = end->wire;
+
 	/* Frames for a side without a peer are refused and counted when they come out. */
+	if (w->dead || !w->on_unlinked)
+		return;
+	wire_enter(w);
+	w->on_unlinked(w, end->side, w->on_unlinked_ctx);
+	wire_leave(w);
 }
 
 static const struct vsq_port_ops wire_port_ops = {
@@ -810,4 +820,10 @@ void vsq_wire_markov_on_change(struct vsq_wire *w, vsq_wire_markov_fn fn, void *
 {
 	w->on_change = fn;
 	w->on_change_ctx = ctx;
+}
+
+void vsq_wire_on_unlinked(struct vsq_wire *w, vsq_wire_unlinked_fn fn, void *ctx)
+{
+	w->on_unlinked = fn;
+	w->on_unlinked_ctx = ctx;
 }

@@ -82,6 +82,11 @@ struct vsq_port *vsq_wire_port(struct vsq_wire *wire, int side);
 const char *vsq_wire_name(const struct vsq_wire *wire);
 uint64_t vsq_wire_seed(const struct vsq_wire *wire);
 
+/* Called (if set) when the object linked to `side` unlinks or closes; the wire keeps working
+ * and may be freed from inside the call. */
+typedef void (*vsq_wire_unlinked_fn)(struct vsq_wire *wire, int side, void *ctx);
+void vsq_wire_on_unlinked(struct vsq_wire *wire, vsq_wire_unlinked_fn fn, void *ctx);
+
 /* Set one impairment for the directions in `dirs` of Markov state `node` (0 unless Markov mode
  * is used). Frames already queued keep their schedule. -EINVAL for a value out of range
  * (vsq_wire_check_value says why), -ERANGE for a bad node, -ENOMEM if a buffer cannot grow. */
