@@ -1,6 +1,5 @@
 /* lfabric_wire.c: impaired links of vsq.fabric: fabric.link(a, b, {loss=, delay=, ...}) joins
- * two objects through a wire (core/wire.h) whose settings change at run time; and the vxvde://
- * and vxlan:// schemes, registered when the module opens. */
+ * two objects through a wire (core/wire.h) whose settings change at run time. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -8,13 +7,10 @@
 #include <string.h>
 
 #include "lfabric.h"
-#include "plug.h"
 #include "wire.h"
 
 #define WIRE_MT "vsq.wire"
 #define HELPER_KEY "vsq.fabric.wire.helper"
-
-extern const struct vsq_plug_scheme vsq_plug_scheme_vxvde, vsq_plug_scheme_vxlan;
 
 /* Until lfabric_plug.c is linked in, captures are missing rather than breaking the build. */
 #pragma weak vsq_lua_capture_start
@@ -646,7 +642,4 @@ void vsq_lua_fabric_wire_register(lua_State *L)
 {
 	vsq_lua_newclass(L, WIRE_MT, wire_metameth, wire_meth);
 	helper_thread(L);
-	/* the schemes built on the plug registry (registering twice is a no-op) */
-	vsq_plug_register(&vsq_plug_scheme_vxvde);
-	vsq_plug_register(&vsq_plug_scheme_vxlan);
 }
