@@ -62,7 +62,13 @@ static int tap_open(struct vsq_plug *plug, char *rest, const struct vsq_plug_arg
 	tp->fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
 	if (tp->fd < 0) {
 		rc = -errno;
-		vsq_plug_errf(err, errlen, "cannot open /dev/net/tun: %s", strerror(errno));
+		if (rc == -EACCES || rc == -EPERM)
+			vsq_plug_errf(err, errlen,
+				      "cannot open /dev/net/tun: %s (creating tap %s needs "
+				      "CAP_NET_ADMIN and access to /dev/net/tun)",
+				      strerror(-rc), rest);
+		else
+			vsq_plug_errf(err, errlen, "cannot open /dev/net/tun: %s", strerror(-rc));
 		return rc;
 	}
 	memset(&ifr, 0, sizeof(ifr));
