@@ -627,6 +627,61 @@ int vsq_lua_wire_link(lua_State *L)
 	return 1;
 }
 
+static int param_by_name(const char *name)
+{
+	static const struct {
+		const char *name;
+		enum vsq_wire_param param;
+	} aliases[] = {{"chanbufsize", VSQ_WIRE_CHANBUF},
+		       {"capacity", VSQ_WIRE_CHANBUF},
+		       {"band", VSQ_WIRE_BANDWIDTH}};
+
+	for (int p = 0; p < VSQ_WIRE_NPARAMS; p++)
+		if (strcmp(name, param_keys[p]) == 0)
+			return p;
+	for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++)
+		if (strcmp(name, aliases[i].name) == 0)
+			return (int)aliases[i].param;
+	return -1;
+}
+
+/* fabric.parse_impairment(name, text [, "lua" | "wirefilter"]) -> {value=, delta=,
+ * distribution=, LR=, RL=, state=} in stored units (percent, seconds, bytes/s, bytes), or
+ * nil, message. */
+static int l_parse_impairment(lua_State *L)
+{
+	static const char *const syntaxes[] = {"lua", "wirefilter", NULL};
+	const char *name = luaL_checkstring(L, 1);
+	const char *text = luaL_checkstring(L, 2);
+	int syntax = luaL_checkoption(L, 3, "lua", syntaxes);
+	int p = param_by_name(name);
+	struct vsq_wire_spec spec;
+	char err[256];
+
+	if (p < 0)
+		return luaL_argerror(L, 1, lua_pushfstring(L, "unknown impairment \"%s\"", name));
+	if (vsq_wire_parse_value(text, p, syntax ? VSQ_WIRE_SYNTAX_WIREFILTER : VSQ_WIRE_SYNTAX_LUA,
+				 &spec, err, sizeof(err)) < 0) {
+		lua_pushnil(L);
+		lua_pushstring(L, err);
+		return 2;
+	}
+	lua_createtable(L, 0, 6);
+	lua_pushnumber(L, spec.value.value);
+	lua_setfield(L, -2, "value");
+	lua_pushnumber(L, spec.value.delta);
+	lua_setfield(L, -2, "delta");
+	lua_pushstring(L, spec.value.dist == VSQ_WIRE_NORMAL ? "normal" : "uniform");
+	lua_setfield(L, -2, "distribution");
+	lua_pushboolean(L, spec.dirs & VSQ_WIRE_MASK_LR);
+	lua_setfield(L, -2, "LR");
+	lua_pushboolean(L, spec.dirs & VSQ_WIRE_MASK_RL);
+	lua_setfield(L, -2, "RL");
+	lua_pushinteger(L, spec.node);
+	lua_setfield(L, -2, "state");
+	return 1;
+}
+
 static const luaL_Reg wire_metameth[] = {{"__index", NULL},
 					 {"__gc", wire_close},
 					 {"__close", wire_close},
@@ -642,4 +697,6 @@ void vsq_lua_fabric_wire_register(lua_State *L)
 {
 	vsq_lua_newclass(L, WIRE_MT, wire_metameth, wire_meth);
 	helper_thread(L);
+	lua_pushcfunction(L, l_parse_impairment);
+	lua_setfield(L, -2, "parse_impairment");
 }
