@@ -256,7 +256,7 @@ static int read_number(const char *scheme, const char *key, const char *text, ui
 	char what[64];
 	int rc;
 
-	snprintf(what, sizeof(what), "%s %s=", scheme, key);
+	snprintf(what, sizeof(what), "%s %s", scheme, key);
 	rc = vsq_plug_parse_number(text, what, max, out, err, errlen);
 	if (rc < 0)
 		return rc;
