@@ -7,14 +7,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "fabric.h"
 #include "lfabric.h"
+#include "lstream.h"
 
 #define SWITCH_MT "vsq.switch"
 #define HUB_MT "vsq.hub"
 #define PORT_MT "vsq.switch_port"
 #define LINK_MT "vsq.link"
+#define CONSOLE_MT "vsq.console"
 #define HELPER_KEY "vsq.fabric.helper"
 
 #ifndef container_of
@@ -25,6 +31,8 @@
  * the build: their absence is reported when used. */
 #pragma weak vsq_lua_fabric_plug_register
 #pragma weak vsq_lua_capture_start
+#pragma weak vsq_lua_wire_link
+#pragma weak vsq_lua_fabric_wire_register
 
 struct lswitch {
 	struct vsq_switch *sw;
@@ -1261,8 +1269,11 @@ static int l_link(lua_State *L)
 
 	luaL_checkany(L, 1);
 	luaL_checkany(L, 2);
-	if (!lua_isnoneornil(L, 3))
-		return luaL_argerror(L, 3, "impairments need the wire module (fabric.wire)");
+	if (!lua_isnoneornil(L, 3)) {
+		if (!vsq_lua_wire_link)
+			return luaL_argerror(L, 3, "impairments need the wire module (lfabric_wire.c)");
+		return vsq_lua_wire_link(L);
+	}
 	if (lua_rawequal(L, 1, 2))
 		return luaL_argerror(L, 2, "cannot link an object to itself");
 	pa = vsq_lua_toport(L, 1, err, sizeof(err));
@@ -1300,6 +1311,155 @@ static int l_link(lua_State *L)
 	return 1;
 }
 
+/* ---- management consoles: a unix stream socket whose connections become streams ---- */
+
+struct lconsole {
+	int fd;
+	int closed;
+	struct ev_loop *loop;
+	ev_io accept_w;
+	struct vsq_waiter waiter;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+static struct lconsole *check_console(lua_State *L, int idx)
+{
+	return luaL_checkudata(L, idx, CONSOLE_MT);
+}
+
+static void console_ready(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct lconsole *c = container_of(w, struct lconsole, accept_w);
+
+	ev_io_stop(loop, w);
+	vsq_lua_wake(&c->waiter);
+}
+
+static int console_accept_k(lua_State *L, int status, lua_KContext ctx);
+
+static int console_try_accept(lua_State *L, struct lconsole *c, double timeout_s)
+{
+	int fd;
+
+	if (c->closed)
+		return luaL_error(L, "console %s is closed", c->path);
+	fd = accept4(c->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd >= 0)
+		return vsq_lua_stream_new(L, fd, c->path);
+	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+		return vsq_lua_fail(L, -errno, "console %s: accept", c->path);
+	if (timeout_s == 0) {
+		lua_pushnil(L);
+		lua_pushliteral(L, "timeout");
+		return 2;
+	}
+	ev_io_start(c->loop, &c->accept_w);
+	return vsq_lua_wait(L, &c->waiter, timeout_s, (lua_KContext)c, console_accept_k);
+}
+
+static int console_accept_k(lua_State *L, int status, lua_KContext ctx)
+{
+	struct lconsole *c = (struct lconsole *)ctx;
+
+	ev_io_stop(c->loop, &c->accept_w);
+	if (c->waiter.timed_out) {
+		lua_pushnil(L);
+		lua_pushliteral(L, "timeout");
+		return 2;
+	}
+	return console_try_accept(L, c, -1);
+}
+
+/* console:accept([timeout]) -> stream, or nil, "timeout" */
+static int console_accept(lua_State *L)
+{
+	struct lconsole *c = check_console(L, 1);
+	double timeout_s = luaL_optnumber(L, 2, -1);
+
+	return console_try_accept(L, c, timeout_s);
+}
+
+static int console_close(lua_State *L)
+{
+	struct lconsole *c = check_console(L, 1);
+
+	if (c->closed)
+		return 0;
+	c->closed = 1;
+	ev_io_stop(c->loop, &c->accept_w);
+	vsq_lua_waiter_cancel(&c->waiter);
+	close(c->fd);
+	unlink(c->path);
+	return 0;
+}
+
+static int console_tostring(lua_State *L)
+{
+	struct lconsole *c = check_console(L, 1);
+
+	lua_pushfstring(L, "console %s (%s)", c->path, c->closed ? "closed" : "listening");
+	return 1;
+}
+
+/* fabric.console(path [, {mode=, group=}]): a management socket (vsq-switch -M). */
+static int l_console(lua_State *L)
+{
+	static const char *const known[] = {"mode", "group", NULL};
+	const char *path = luaL_checkstring(L, 1);
+	struct sockaddr_un addr;
+	struct lconsole *c;
+	struct stat st;
+	int mode = -1;
+	long group = -1;
+
+	if (!lua_isnoneornil(L, 2)) {
+		luaL_checktype(L, 2, LUA_TTABLE);
+		vsq_lua_check_options(L, 2, "console", known);
+		mode = opt_mode(L, 2, "mode", "console");
+		group = opt_group(L, 2, "console");
+	}
+	if (!*path || strlen(path) >= sizeof(addr.sun_path))
+		return luaL_argerror(L, 1, "not a usable unix socket path");
+	c = lua_newuserdatauv(L, sizeof(*c), 0);
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+	c->closed = 1;
+	c->loop = vsq_lua_loop(L);
+	luaL_setmetatable(L, CONSOLE_MT);
+	memset(&addr, 0, sizeof(addr));
+	addr.sun_family = AF_UNIX;
+	memcpy(addr.sun_path, path, strlen(path) + 1);
+	memcpy(c->path, path, strlen(path) + 1);
+	if (lstat(path, &st) == 0) {
+		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		int used =
+		    probe >= 0 && connect(probe, (struct sockaddr *)&addr, sizeof(addr)) == 0;
+		if (probe >= 0)
+			close(probe);
+		if (!S_ISSOCK(st.st_mode) || used)
+			return vsq_lua_fail(L, -EADDRINUSE, "console %s", path);
+		unlink(path); /* stale */
+	}
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd < 0)
+		return vsq_lua_fail(L, -errno, "console %s", path);
+	if (bind(c->fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		int err = errno;
+		close(c->fd);
+		return vsq_lua_fail(L, -err, "console %s: cannot listen", path);
+	}
+	if ((mode >= 0 && chmod(path, (mode_t)mode) < 0) ||
+	    (group >= 0 && chown(path, (uid_t)-1, (gid_t)group) < 0) || listen(c->fd, 16) < 0) {
+		int err = errno;
+		close(c->fd);
+		unlink(path);
+		return vsq_lua_fail(L, -err, "console %s", path);
+	}
+	c->closed = 0;
+	ev_io_init(&c->accept_w, console_ready, c->fd, EV_READ);
+	return 1;
+}
+
 /* ---- module ---- */
 
 static const luaL_Reg switch_metameth[] = {{"__index", NULL},
@@ -1333,8 +1493,16 @@ static const luaL_Reg link_meth[] = {{"close", link_close},
 				     {"ends", link_ends},
 				     {NULL, NULL}};
 
+static const luaL_Reg console_metameth[] = {{"__index", NULL},
+					    {"__gc", console_close},
+					    {"__close", console_close},
+					    {"__tostring", console_tostring},
+					    {NULL, NULL}};
+static const luaL_Reg console_meth[] = {
+    {"accept", console_accept}, {"close", console_close}, {NULL, NULL}};
+
 static const luaL_Reg fabric_funcs[] = {
-    {"switch", l_switch}, {"hub", l_hub}, {"link", l_link}, {NULL, NULL}};
+    {"switch", l_switch}, {"hub", l_hub}, {"link", l_link}, {"console", l_console}, {NULL, NULL}};
 
 static void set_port_fn(lua_State *L, const char *tname, vsq_lua_port_fn fn)
 {
@@ -1349,6 +1517,7 @@ int luaopen_vsq_fabric(lua_State *L)
 	vsq_lua_newclass(L, SWITCH_MT, switch_metameth, switch_meth);
 	vsq_lua_newclass(L, HUB_MT, switch_metameth, switch_meth);
 	vsq_lua_newclass(L, LINK_MT, link_metameth, link_meth);
+	vsq_lua_newclass(L, CONSOLE_MT, console_metameth, console_meth);
 	set_port_fn(L, SWITCH_MT, switch_toport);
 	set_port_fn(L, HUB_MT, switch_toport);
 
@@ -1368,5 +1537,7 @@ int luaopen_vsq_fabric(lua_State *L)
 	luaL_newlib(L, fabric_funcs);
 	if (vsq_lua_fabric_plug_register)
 		vsq_lua_fabric_plug_register(L);
+	if (vsq_lua_fabric_wire_register)
+		vsq_lua_fabric_wire_register(L);
 	return 1;
 }
