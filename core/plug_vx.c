@@ -95,6 +95,31 @@ int64_t vx_header_vni(const uint8_t *p, size_t len)
 	return ((int64_t)p[4] << 16) | ((int64_t)p[5] << 8) | p[6];
 }
 
+enum vx_kind vx_classify(const uint8_t *p, size_t len, uint32_t vni, bool exact,
+			 const uint8_t **frame, size_t *frame_len)
+{
+	int64_t got = vx_header_vni(p, len);
+
+	if (got < 0)
+		return VX_MALFORMED;
+	if (exact) {
+		uint8_t mine[VX_HEADER_BYTES];
+
+		vx_header_build(mine, vni);
+		if (memcmp(p, mine, VX_HEADER_BYTES) != 0)
+			return VX_FOREIGN; /* another VNI, or bits vdeplug4 does not set */
+	} else if ((uint32_t)got != vni) {
+		return VX_FOREIGN;
+	}
+	if (len == VX_HEADER_BYTES)
+		return VX_GOODBYE;
+	if (len - VX_HEADER_BYTES < VSQ_FRAME_MIN || len - VX_HEADER_BYTES > VSQ_FRAME_MAX)
+		return VX_MALFORMED;
+	*frame = p + VX_HEADER_BYTES;
+	*frame_len = len - VX_HEADER_BYTES;
+	return VX_FRAME;
+}
+
 /* ---- learning table ---- */
 
 static inline uint64_t fmix64(uint64_t k)

@@ -36,6 +36,14 @@ void vx_header_build(uint8_t header[VX_HEADER_BYTES], uint32_t vni);
  * `len` is what was received; fewer than VX_HEADER_BYTES is -1. */
 int64_t vx_header_vni(const uint8_t *packet, size_t len);
 
+/* What a received datagram is, for a receiver of `vni`. `exact`: vdeplug4 vxvde's rule, all
+ * 8 header bytes must be ours (reserved bits zero); otherwise RFC 7348's, the I flag and the
+ * VNI, reserved bits ignored. A VX_FRAME's ethernet frame is at *frame, *frame_len bytes
+ * (VSQ_FRAME_MIN at least); a header alone is a vdeplug4 goodbye. */
+enum vx_kind { VX_FRAME, VX_GOODBYE, VX_FOREIGN, VX_MALFORMED };
+enum vx_kind vx_classify(const uint8_t *packet, size_t len, uint32_t vni, bool exact,
+			 const uint8_t **frame, size_t *frame_len);
+
 /* MAC learning, as vdeplug4's vxhash: direct-mapped, a power-of-two number of slots, one entry
  * per slot (a collision replaces), keyed by MAC and VLAN mixed with murmur3's fmix64. */
 struct vx_entry {

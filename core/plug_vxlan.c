@@ -37,25 +37,27 @@ struct vxlan {
 static void handle(struct vxlan *vx, int i)
 {
 	const struct mmsghdr *m = &vx->rx.msgs[i];
-	const uint8_t *p = vx->rx.bufs[i];
-	size_t len = m->msg_len;
-	const uint8_t *frame = p + VX_HEADER_BYTES;
 	union vx_addr *from = &vx->rx.from[i];
-	int64_t vni;
+	const uint8_t *frame;
+	size_t len;
 
-	if ((m->msg_hdr.msg_flags & MSG_TRUNC) || (vni = vx_header_vni(p, len)) < 0) {
+	if (m->msg_hdr.msg_flags & MSG_TRUNC) {
 		vsq_plug_count_malformed(vx->plug);
 		return;
 	}
-	if ((uint32_t)vni != vx->vni) {
+	switch (vx_classify(vx->rx.bufs[i], m->msg_len, vx->vni, false, &frame, &len)) {
+	case VX_MALFORMED:
+		vsq_plug_count_malformed(vx->plug);
+		return;
+	case VX_FOREIGN:
 		vx->foreign++;
 		return;
-	}
-	len -= VX_HEADER_BYTES;
-	if (len < VSQ_FRAME_MIN) {
-		if (len) /* a bare header is a vdeplug4 goodbye; anything else is broken */
-			vsq_plug_count_malformed(vx->plug);
+	case VX_GOODBYE: /* a vdeplug4 peer leaving: it sends no frames any more */
+		vx_addr_set_port(from, vx->port); /* as its entries were learnt */
+		vx_table_forget(&vx->table, from);
 		return;
+	case VX_FRAME:
+		break;
 	}
 	/* VTEPs send from any source port (Linux hashes flows over a range); replies go to the
 	 * VXLAN port. */

@@ -25,6 +25,7 @@ struct vxvde {
 	struct in6_addr local6; /* the last of our IPv6 addresses our own packets came from */
 	bool local6_known;
 	uint16_t uniport; /* host order */
+	uint32_t vni;
 	uint8_t header[VX_HEADER_BYTES];
 	struct vx_table table;
 	uint64_t self_loops, foreign, goodbyes, unicast_sent, multicast_sent;
@@ -74,34 +75,29 @@ static bool is_self(struct vxvde *vx, int i)
 static void handle(struct vxvde *vx, int i, bool from_group)
 {
 	const struct mmsghdr *m = &vx->rx.msgs[i];
-	const uint8_t *p = vx->rx.bufs[i];
-	size_t len = m->msg_len;
-	const uint8_t *frame = p + VX_HEADER_BYTES;
+	const uint8_t *frame;
+	size_t len;
 
-	if ((m->msg_hdr.msg_flags & MSG_TRUNC) || len < VX_HEADER_BYTES) {
+	if (m->msg_hdr.msg_flags & MSG_TRUNC) {
 		vsq_plug_count_malformed(vx->plug);
 		return;
 	}
-	/* vdeplug4 accepts only its exact 8 header bytes: flags, VNI and zero reserved bits. */
-	if (memcmp(p, vx->header, VX_HEADER_BYTES) != 0) {
-		if (vx_header_vni(p, len) >= 0)
-			vx->foreign++;
-		else
-			vsq_plug_count_malformed(vx->plug);
+	switch (vx_classify(vx->rx.bufs[i], m->msg_len, vx->vni, true, &frame, &len)) {
+	case VX_MALFORMED:
+		vsq_plug_count_malformed(vx->plug);
 		return;
-	}
-	if (len == VX_HEADER_BYTES) { /* goodbye: forget what points to the sender */
+	case VX_FOREIGN:
+		vx->foreign++;
+		return;
+	case VX_GOODBYE: /* forget what points to the sender */
 		vx->goodbyes++;
 		vx_table_forget(&vx->table, &vx->rx.from[i]);
 		return;
+	case VX_FRAME:
+		break;
 	}
 	if (from_group && is_self(vx, i)) {
 		vx->self_loops++;
-		return;
-	}
-	len -= VX_HEADER_BYTES;
-	if (len < VSQ_FRAME_MIN) {
-		vsq_plug_count_malformed(vx->plug);
 		return;
 	}
 	if (!(frame[6] & 1))
@@ -174,6 +170,7 @@ static int vxvde_open(struct vsq_plug *plug, char *rest, const struct vsq_plug_a
 		vsq_plug_errf(err, errlen, "vxvde: bind= and the group are of different families");
 		return -EINVAL;
 	}
+	vx->vni = cfg.vni;
 	vx_header_build(vx->header, cfg.vni);
 	if ((rc = vx_table_init(&vx->table, cfg.hashsize, cfg.expire_s)) < 0) {
 		vsq_plug_errf(err, errlen, "vxvde: no memory for the MAC table");
