@@ -14,6 +14,7 @@
 
 #include "fabric.h"
 #include "lfabric.h"
+#include "log.h"
 #include "lstream.h"
 
 #define SWITCH_MT "vsq.switch"
@@ -395,7 +396,7 @@ static void configure_port(lua_State *L, struct vsq_switch *sw, unsigned n, int 
 			vsq_switch_set_tagged(sw, n, check_vlan(L, -1, what), 1);
 			lua_pop(L, 1);
 		}
-		lua_pop(L, 1);
+		lua_pop(L, 1); /* the nil that ended the list */
 	}
 	lua_pop(L, 1);
 }
@@ -713,6 +714,7 @@ static void apply_vlans(lua_State *L, struct vsq_switch *sw, int idx, unsigned v
 				set[n] = 1;
 				lua_pop(L, 1);
 			}
+			lua_pop(L, 1); /* the nil that ended the list */
 		}
 		lua_pop(L, 1);
 	}
@@ -1271,7 +1273,8 @@ static int l_link(lua_State *L)
 	luaL_checkany(L, 2);
 	if (!lua_isnoneornil(L, 3)) {
 		if (!vsq_lua_wire_link)
-			return luaL_argerror(L, 3, "impairments need the wire module (lfabric_wire.c)");
+			return luaL_argerror(L, 3,
+					     "impairments need the wire module (lfabric_wire.c)");
 		return vsq_lua_wire_link(L);
 	}
 	if (lua_rawequal(L, 1, 2))
@@ -1460,6 +1463,33 @@ static int l_console(lua_State *L)
 	return 1;
 }
 
+/* ---- where core/'s messages go ---- */
+
+static void stderr_sink(enum vsq_log_level level, const char *msg, void *ctx)
+{
+	static const char *const names[] = {"error", "warning", "info", "debug"};
+
+	fprintf(stderr, "%s: %s: %s\n", (const char *)ctx, names[level], msg);
+	fflush(stderr);
+}
+
+/* fabric.log(level [, prefix]): print core messages (refused VDE clients, MAC moves...) up to
+ * `level` ("error", "warn", "info", "debug") on stderr, or "off". For tools such as
+ * vsq-switch; it replaces whatever sink the process had. */
+static int l_log(lua_State *L)
+{
+	static const char *const levels[] = {"error", "warn", "info", "debug", "off", NULL};
+	static char prefix[64];
+	int level = luaL_checkoption(L, 1, NULL, levels);
+
+	snprintf(prefix, sizeof(prefix), "%s", luaL_optstring(L, 2, "vsq"));
+	if (level == 4)
+		vsq_log_set_sink(NULL, NULL, VSQ_LOG_ERROR);
+	else
+		vsq_log_set_sink(stderr_sink, prefix, (enum vsq_log_level)level);
+	return 0;
+}
+
 /* ---- module ---- */
 
 static const luaL_Reg switch_metameth[] = {{"__index", NULL},
@@ -1501,8 +1531,8 @@ static const luaL_Reg console_metameth[] = {{"__index", NULL},
 static const luaL_Reg console_meth[] = {
     {"accept", console_accept}, {"close", console_close}, {NULL, NULL}};
 
-static const luaL_Reg fabric_funcs[] = {
-    {"switch", l_switch}, {"hub", l_hub}, {"link", l_link}, {"console", l_console}, {NULL, NULL}};
+static const luaL_Reg fabric_funcs[] = {{"switch", l_switch},	{"hub", l_hub}, {"link", l_link},
+					{"console", l_console}, {"log", l_log}, {NULL, NULL}};
 
 static void set_port_fn(lua_State *L, const char *tname, vsq_lua_port_fn fn)
 {

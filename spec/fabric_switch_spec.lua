@@ -1,0 +1,266 @@
+-- spec/fabric_switch_spec.lua: the switch, the hub and the VDE server of vsq.fabric, against
+-- vsq's own VDE clients and Debian's vde_plug.
+local fabric = require "vsq.fabric"
+local h = require "helpers.fabric"
+local tmp = require "helpers.tmp"
+
+local A, B, C = h.mac(1), h.mac(2), h.mac(3)
+
+describe("switch", function()
+  after_each(h.cleanup)
+
+  it("passes frames between two vde_plug clients (Debian vde2) #peer", function()
+    local sw <close>, dir = h.switch { name = "pair" }
+    local a, b = h.vde_plug("vde://" .. dir), h.vde_plug("vde://" .. dir)
+    finally(function() a.close() b.close() end)
+    -- vde_plug connects in the background: retry the first frame until it crosses
+    local got
+    for i = 1, 50 do
+      a:send(h.frame(h.BROADCAST, A, "hello" .. i))
+      got = b:recv(0.1)
+      if got then break end
+    end
+    assert.truthy(got)
+    assert.equal(60, #got) -- padded to the ethernet minimum
+    b:send(h.frame(A, B, "reply", 1500))
+    local back = a:recv(3)
+    assert.equal("reply", h.payload(back))
+    assert.equal(1500, #back)
+    local st = sw:stats()
+    assert.equal(2, st.clients)
+    assert.is_true(st.unicast >= 1)
+  end)
+
+  it("learns where a MAC is and sends unicast frames only there", function()
+    local sw <close>, dir = h.switch()
+    local a <close> = h.client(dir)
+    local b <close> = h.client(dir)
+    local c <close> = h.client(dir)
+    a:send(h.frame(h.BROADCAST, A, "who"))
+    assert.truthy(h.expect(b, "who"))
+    assert.truthy(h.expect(c, "who"))
+    b:send(h.frame(A, B, "to-a"))
+    assert.truthy(h.expect(a, "to-a"))
+    assert.is_true(h.silent(c, "to-a"))
+    local ports = {}
+    for _, m in ipairs(sw:macs()) do ports[m.mac] = m.port end
+    assert.truthy(ports["02:00:00:00:00:01"])
+    assert.truthy(ports["02:00:00:00:00:02"])
+  end)
+
+  it("keeps VLANs apart for libvdeplug clients that ask for ports #peer", function()
+    local sw <close>, dir = h.switch { vlans = { [10] = { untagged = { 5, 6 } }, [20] = { untagged = { 7 } } } }
+    local p5 = h.vde_plug("vde://" .. dir .. "[port=5]")
+    local p6 = h.vde_plug("vde://" .. dir .. "[port=6]")
+    local p7 = h.vde_plug("vde://" .. dir .. "[port=7]")
+    finally(function() p5.close() p6.close() p7.close() end)
+    local deadline = vsq.now() + 5
+    while sw:stats().clients < 3 and vsq.now() < deadline do vsq.sleep(0.02) end
+    assert.equal(3, sw:stats().clients)
+    assert.equal(1, #sw:port(5).clients)
+    p5:send(h.frame(h.BROADCAST, A, "vlan10"))
+    local got = p6:recv(3)
+    assert.equal("vlan10", h.payload(got))
+    assert.is_nil(p7:recv(0.3))
+    p7:send(h.frame(h.BROADCAST, C, "vlan20"))
+    assert.is_nil(p5:recv(0.3))
+    assert.is_true(sw:stats().vlan_drops == 0)
+  end)
+
+  it("tags frames for trunk ports and strips the tag for access ports", function()
+    local sw <close>, dir = h.switch()
+    sw:port(3, { vlan = 10 })
+    sw:port(4, { vlan = false, tagged = { 10, 20 } })
+    local access <close> = h.client(dir, 3)
+    local trunk <close> = h.client(dir, 4)
+    access:send(h.frame(h.BROADCAST, A, "up"))
+    local f = h.expect(trunk, "up")
+    assert.equal(10, h.vlan_of(f))
+    trunk:send(h.tagged(h.BROADCAST, B, 10, "down"))
+    f = h.expect(access, "down")
+    assert.is_nil(h.vlan_of(f))
+    -- VLAN 20 does not reach the access port; untagged frames on the trunk are dropped
+    trunk:send(h.tagged(h.BROADCAST, B, 20, "other"))
+    trunk:send(h.frame(h.BROADCAST, B, "untagged"))
+    assert.is_true(h.silent(access, "other"))
+    assert.is_true(sw:stats().vlan_drops >= 1)
+    assert.same({ untagged = { 3 }, tagged = { 4 } }, sw:vlan(10))
+  end)
+
+  it("drops malformed frames and counts them", function()
+    local sw <close>, dir = h.switch()
+    local a <close> = h.client(dir)
+    local b <close> = h.client(dir)
+    -- an 802.1Q ethertype with the tag cut off
+    a:send(h.BROADCAST .. A .. "\x81\x00\x00")
+    a:send(h.frame(h.BROADCAST, A, "fine"))
+    assert.truthy(h.expect(b, "fine"))
+    local st = sw:stats()
+    assert.equal(1, st.malformed)
+    assert.is_true(st.ports[sw:clients()[1].port].drops >= 1)
+  end)
+
+  it("carries jumbo frames (9216 bytes of payload) end to end", function()
+    local sw <close>, dir = h.switch()
+    local a <close> = h.client(dir)
+    local b <close> = h.client(dir)
+    local big = h.frame(h.BROADCAST, A, "jumbo", 14 + 9216)
+    a:send(big)
+    local f = h.expect(b, "jumbo")
+    assert.equal(#big, #f)
+    assert.equal(big, f)
+  end)
+
+  it("as a hub repeats every frame to every other port", function()
+    local hub <close>, dir = h.switch { hub = true }
+    local a <close> = h.client(dir)
+    local b <close> = h.client(dir)
+    local c <close> = h.client(dir)
+    a:send(h.frame(h.BROADCAST, A, "hi"))
+    assert.truthy(h.expect(b, "hi"))
+    b:send(h.frame(A, B, "uni"))
+    assert.truthy(h.expect(a, "uni"))
+    assert.truthy(h.expect(c, "uni")) -- a hub does not learn
+    assert.is_true(hub:hub())
+  end)
+
+  it("mirrors a port's traffic to another port", function()
+    local sw <close>, dir = h.switch()
+    local a <close> = h.client(dir, 1)
+    local b <close> = h.client(dir, 2)
+    local spy <close> = h.client(dir, 3)
+    a:send(h.frame(h.BROADCAST, A, "learn-a"))
+    b:send(h.frame(h.BROADCAST, B, "learn-b"))
+    assert.truthy(h.expect(spy, "learn-b"))
+    sw:mirror(1, 3)
+    b:send(h.frame(A, B, "secret"))
+    assert.truthy(h.expect(a, "secret"))
+    assert.truthy(h.expect(spy, "secret"))
+    assert.same({ { from = 1, to = 3 } }, sw:mirrors())
+    sw:unmirror(1)
+    b:send(h.frame(A, B, "private"))
+    assert.truthy(h.expect(a, "private"))
+    assert.is_true(h.silent(spy, "private"))
+  end)
+
+  it("links to any object with ports and unlinks when either side closes", function()
+    local sw1 <close>, dir1 = h.switch { name = "one" }
+    local sw2 <close>, dir2 = h.switch { name = "two" }
+    local lk = fabric.link(sw1, sw2)
+    local a <close> = h.client(dir1)
+    local b <close> = h.client(dir2)
+    a:send(h.frame(h.BROADCAST, A, "across"))
+    assert.truthy(h.expect(b, "across"))
+    assert.is_true(lk:stats().forward.frames >= 1)
+    lk:close()
+    a:send(h.frame(h.BROADCAST, A, "cut"))
+    assert.is_true(h.silent(b, "cut"))
+    local lk2 = fabric.link(sw1:port(7), sw2)
+    assert.equal("two[1]", sw1:port(7).peer)
+    sw2:close()
+    assert.is_nil(sw1:port(7).peer)
+    assert.equal("link (closed)", tostring(lk2))
+  end)
+
+  it("rejects wrong use with errors naming the mistake", function()
+    assert.has_error(function() fabric.switch { prots = 3 } end, 'switch: unknown option "prots"')
+    local sw <close> = fabric.switch { ports = 4 }
+    assert.has_error(function() sw:port(5) end)
+    assert.has_error(function() sw:vlan(5000) end)
+    assert.has_error(function() fabric.link(sw, 42) end)
+    local ok, msg, errno = fabric.switch { path = "/nonexistent/dir/x" }
+    assert.is_nil(ok)
+    assert.matches("cannot create directory /nonexistent/dir/x", msg, 1, true)
+    assert.equal(2, errno)
+  end)
+end)
+
+describe("VDE server", function()
+  after_each(h.cleanup)
+
+  it("drops clients that send garbage or hang up mid-handshake; others keep working #peer", function()
+    local sw <close>, dir = h.switch()
+    local a <close> = h.client(dir)
+    local b <close> = h.client(dir)
+    local g1 = h.raw_client(dir, "GET / HTTP/1.0\r\n\r\n", 0.5)
+    local g2 = h.raw_client(dir, string.pack("<I4I4", 0xfeedface, 3), 0)
+    local g3 = h.raw_client(dir, h.request_v3(dir .. "/nothing-here", 0, "ghost"), 0.5)
+    finally(function() g1:close() g2:close() g3:close() end)
+    g1:wait(5) g2:wait(5) g3:wait(5)
+    local deadline = vsq.now() + 5
+    while sw:stats().refused < 3 and vsq.now() < deadline do vsq.sleep(0.02) end
+    local st = sw:stats()
+    assert.equal(3, st.refused)
+    assert.equal(0, st.handshakes)
+    a:send(h.frame(h.BROADCAST, A, "still-here"))
+    assert.truthy(h.expect(b, "still-here"))
+    assert.equal(2, sw:stats().clients)
+  end)
+
+  it("survives a client that vanishes, and frees its port #peer", function()
+    local sw <close>, dir = h.switch()
+    local a <close> = h.client(dir)
+    local p = h.vde_plug("vde://" .. dir)
+    finally(function() p.close() end)
+    local deadline = vsq.now() + 5
+    while sw:stats().clients < 2 and vsq.now() < deadline do vsq.sleep(0.02) end
+    p.proc:kill("KILL")
+    p.proc:wait(5)
+    deadline = vsq.now() + 5
+    while sw:stats().clients > 1 and vsq.now() < deadline do vsq.sleep(0.02) end
+    assert.equal(1, sw:stats().clients)
+    local b <close> = h.client(dir)
+    a:send(h.frame(h.BROADCAST, A, "after"))
+    assert.truthy(h.expect(b, "after"))
+  end)
+
+  it("leaves no fd or socket file behind after 1000 connections #slow", function()
+    local sw <close>, dir = h.switch()
+    h.client(dir):close() -- the first connection sets up what the process keeps
+    while sw:stats().clients > 0 do vsq.sleep(0.01) end
+    local before = h.fd_count()
+    for _ = 1, 999 do
+      local c = h.client(dir)
+      c:close()
+    end
+    local deadline = vsq.now() + 5
+    while (sw:stats().clients > 0 or #h.ls(dir) > 1) and vsq.now() < deadline do vsq.sleep(0.02) end
+    assert.same({ "ctl" }, h.ls(dir))
+    assert.equal(before, h.fd_count())
+    assert.equal(1000, sw:stats().connections)
+    sw:close()
+    assert.is_nil(io.open(dir))
+  end)
+
+  it("sets vde_switch's permissions on the directory and sockets", function()
+    local sw <close>, dir = h.switch { mode = "0660" }
+    local p = io.popen("stat -c %a " .. tmp.quote(dir) .. " " .. tmp.quote(dir .. "/ctl"))
+    local modes = p:read("a")
+    p:close()
+    assert.equal("2770\n660\n", modes)
+  end)
+
+  it("refuses a client whose data socket it may not use and says what to do #peer", function()
+    local base = h.dir("perm")
+    os.execute("chmod 0777 " .. tmp.quote(base))
+    local dir = base .. "/vde"
+    local vsqh = require "helpers.vsq"
+    local bin = vsqh.unprivileged_copy()
+    h.dir_track(bin)
+    local sw = assert(vsq.process({ "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--",
+      bin .. "/vsq", bin .. "/vsq-switch", "-s", dir }, { stdout = "null", stderr = "pipe", cwd = bin }))
+    finally(function() if sw:running() then sw:kill("TERM") end sw:wait(5) sw:close() end)
+    local deadline = vsq.now() + 5
+    while not io.open(dir .. "/ctl") and vsq.now() < deadline do vsq.sleep(0.02) end
+    -- a client of the same user that asks for mode 0 locks the switch out of its socket
+    local r = vsqh.as_nobody({ "vde_plug", "vde://" .. dir .. "[mode=0]" }, { timeout = 5 })
+    assert.is_false(r.ok)
+    sw:kill("TERM")
+    sw:wait(5)
+    local err = sw.stderr:read("a")
+    assert.matches("may not read and write its data socket", err, 1, true)
+    assert.matches("mode 0000", err, 1, true)
+    assert.matches("mode 0700", err, 1, true)
+    assert.same({}, h.ls(base))
+  end)
+end)
