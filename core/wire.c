@@ -16,6 +16,8 @@
 
 struct wire_end {
 	struct vsq_port port;
+	bool fast; /* frames entering here pass straight through: nothing set or queued */
+	struct vsq_port *other; /* the far end's port, where they leave */
 	struct vsq_wire *wire;
 	int side;
 };
@@ -36,18 +38,23 @@ struct wire_direction {
 	uint64_t delivered_seq;	   /* highest arrival number delivered, plus one */
 	uint64_t channel_frames, channel_bytes;
 	uint64_t input_frames, input_bytes;
+	/* Frames in and out are what port.c counts on the wire's ports, plus these corrections
+	 * (so the fast path counts nothing twice), minus a baseline taken by reset_stats. */
+	uint64_t in_refused_frames, in_refused_bytes; /* arrivals the wire refused */
+	uint64_t out_failed_frames, out_failed_bytes; /* a peer was there but refused them */
+	uint64_t base_in_frames, base_in_bytes, base_out_frames, base_out_bytes;
 	struct vsq_wire_stats stats;
 };
 
 struct vsq_wire {
+	int depth; /* callbacks in progress: a free inside one is deferred */
+	bool dead;
 	struct wire_end ends[2];
 	struct ev_loop *loop;
 	char name[48];
 	uint64_t seed;
 	int64_t epoch_ns;
 	bool fifo;
-	int depth; /* callbacks in progress: a free inside one is deferred */
-	bool dead;
 	struct wire_direction dirs[2];
 	struct wire_queue queue;
 	ev_timer timer;
@@ -122,6 +129,13 @@ static inline double draw_nonneg(struct wire_rng *rng, const struct vsq_wire_val
 	return x > 0 ? x : 0;
 }
 
+static void refresh_fast(struct vsq_wire *w, int d)
+{
+	const struct wire_direction *dir = &w->dirs[d];
+
+	w->ends[d].fast = !w->dead && !dir->impaired && !dir->channel_frames && !dir->input_frames;
+}
+
 static void update_impaired(struct vsq_wire *w)
 {
 	for (int d = 0; d < 2; d++) {
@@ -132,6 +146,7 @@ static void update_impaired(struct vsq_wire *w)
 		w->dirs[d].impaired = any;
 		if (!active(value_of(w, d, VSQ_WIRE_LOSTBURST)))
 			w->dirs[d].lossy = false;
+		refresh_fast(w, d);
 	}
 }
 
@@ -158,22 +173,48 @@ static void arm_timer(struct vsq_wire *w, int64_t now)
 
 /* ---- delivery ---- */
 
+/* The fast path's far peer refused a frame (or there was none): count it on both sides. */
+static void fast_refused(struct vsq_wire *w, int d, int rc, size_t len)
+{
+	struct wire_direction *dir = &w->dirs[d];
+
+	dir->stats.out_refused++;
+	dir->in_refused_frames++;
+	dir->in_refused_bytes += len;
+	if (!(rc == -ENOTCONN && !w->ends[1 - d].port.peer)) { /* port.c counted it as sent */
+		dir->out_failed_frames++;
+		dir->out_failed_bytes += len;
+	}
+}
+
+/* Hands a frame to the far side's peer, counting a refusal. */
+static inline int out_send(struct vsq_wire *w, int d, const uint8_t *frame, size_t len)
+{
+	struct vsq_port *out = &w->ends[1 - d].port;
+	bool had_peer = out->peer != NULL;
+	int rc = vsq_port_send(out, frame, len);
+
+	if (rc < 0 && !w->dead) {
+		struct wire_direction *dir = &w->dirs[d];
+
+		dir->stats.out_refused++;
+		if (had_peer) { /* port.c counted it as sent */
+			dir->out_failed_frames++;
+			dir->out_failed_bytes += len;
+		}
+	}
+	return rc;
+}
+
 static void deliver(struct vsq_wire *w, int d, const uint8_t *frame, size_t len, uint64_t seq)
 {
 	struct wire_direction *dir = &w->dirs[d];
-	int rc;
 
 	if (seq + 1 < dir->delivered_seq)
 		dir->stats.reordered++;
 	else
 		dir->delivered_seq = seq + 1;
-	rc = vsq_port_send(&w->ends[1 - d].port, frame, len);
-	if (rc < 0) {
-		dir->stats.out_refused++;
-		return;
-	}
-	dir->stats.out_frames++;
-	dir->stats.out_bytes += len;
+	out_send(w, d, frame, len);
 }
 
 /* Poisson-distributed count of bit flips with mean lambda, at most max. */
@@ -358,6 +399,7 @@ static int channel(struct vsq_wire *w, int d, const uint8_t *frame, size_t len,
 		}
 		dir->channel_frames++;
 		dir->channel_bytes += len;
+		w->ends[d].fast = false;
 		if (dir->channel_bytes > dir->stats.queued_bytes_max)
 			dir->stats.queued_bytes_max = dir->channel_bytes;
 		dir->stats.delayed++;
@@ -393,25 +435,18 @@ static int wire_receive(struct vsq_port *port, const uint8_t *frame, size_t len)
 	struct wire_frame *f;
 	int rc;
 
-	if (len < VSQ_FRAME_MIN || len > VSQ_FRAME_MAX || w->dead)
-		return -EINVAL;
-	dir->stats.in_frames++;
-	dir->stats.in_bytes += len;
-	if (!dir->impaired && !dir->channel_frames && !dir->input_frames) {
-		/* The fast path: an unimpaired wire is a plain link. */
-		uint64_t seq = dir->next_seq++;
-
-		dir->delivered_seq = seq + 1;
-		wire_enter(w);
-		rc = vsq_port_send(&w->ends[1 - d].port, frame, len);
-		if (rc < 0) {
-			dir->stats.out_refused++;
-		} else {
-			dir->stats.out_frames++;
-			dir->stats.out_bytes += len;
-		}
-		wire_leave(w);
+	if (end->fast) {
+		/* The fast path: an unimpaired wire is a plain link. No numbering is needed (with
+		 * nothing queued nothing can be overtaken), port.c counts what passes, and the far
+		 * end checks what it is given, as it would on a plain link. */
+		rc = vsq_port_send(end->other, frame, len);
+		if (rc < 0)
+			fast_refused(w, d, rc, len);
 		return rc;
+	}
+	if (len < VSQ_FRAME_MIN || len > VSQ_FRAME_MAX || w->dead) {
+		rc = -EINVAL;
+		goto refused;
 	}
 
 	wire_enter(w);
@@ -442,12 +477,25 @@ static int wire_receive(struct vsq_port *port, const uint8_t *frame, size_t len)
 	dir->interface_free_ns = start;
 	dir->input_frames++;
 	dir->input_bytes += len;
+	end->fast = false;
 	wire_queue_push(&w->queue, start, f);
 	rc = 0;
 out:
-	if (!w->dead)
+	if (!w->dead) {
 		arm_timer(w, now);
+		refresh_fast(w, d);
+		if (rc < 0) {
+			dir->in_refused_frames++;
+			dir->in_refused_bytes += len;
+		}
+	}
 	wire_leave(w);
+	return rc;
+refused:
+	if (!w->dead) {
+		dir->in_refused_frames++;
+		dir->in_refused_bytes += len;
+	}
 	return rc;
 }
 
@@ -476,8 +524,11 @@ static void wire_timer_cb(struct ev_loop *loop, ev_timer *timer, int revents)
 			wire_queue_release(&w->queue, f);
 		}
 	}
-	if (!w->dead)
+	if (!w->dead) {
 		arm_timer(w, now);
+		refresh_fast(w, 0);
+		refresh_fast(w, 1);
+	}
 	wire_leave(w);
 }
 
@@ -543,12 +594,14 @@ int vsq_wire_new(struct ev_loop *loop, const char *name, uint64_t seed, struct v
 		vsq_port_init(&w->ends[side].port, &wire_port_ops, port_name);
 		w->ends[side].wire = w;
 		w->ends[side].side = side;
+		w->ends[side].other = &w->ends[1 - side].port;
 		/* Independent streams per direction: LR's choices do not depend on RL's traffic. */
 		wire_rng_seed(&w->dirs[side].rng,
 			      seed ^ (0x5851f42d4c957f2dull * (uint64_t)(side + 1)));
 	}
 	wire_rng_seed(&w->markov_rng, seed ^ 0xda942042e4dd58b5ull);
 	wire_queue_init(&w->queue);
+	update_impaired(w);
 	ev_timer_init(&w->timer, wire_timer_cb, 0, 0);
 	ev_timer_init(&w->markov_timer, markov_timer_cb, 0, 0);
 	*out = w;
@@ -568,6 +621,7 @@ void vsq_wire_free(struct vsq_wire *w)
 	if (!w || w->dead)
 		return;
 	w->dead = true;
+	w->ends[0].fast = w->ends[1].fast = false;
 	ev_timer_stop(w->loop, &w->timer);
 	ev_timer_stop(w->loop, &w->markov_timer);
 	vsq_port_unlink(&w->ends[0].port);
@@ -632,9 +686,16 @@ bool vsq_wire_fifo(const struct vsq_wire *w)
 
 void vsq_wire_stats(const struct vsq_wire *w, enum vsq_wire_dir d, struct vsq_wire_stats *out)
 {
-	const struct wire_direction *dir = &w->dirs[d == VSQ_WIRE_RL];
+	int i = d == VSQ_WIRE_RL;
+	const struct wire_direction *dir = &w->dirs[i];
+	const struct vsq_port_counters *in = &w->ends[i].port.counters;
+	const struct vsq_port_counters *out_side = &w->ends[1 - i].port.counters;
 
 	*out = dir->stats;
+	out->in_frames = in->in_frames + dir->in_refused_frames - dir->base_in_frames;
+	out->in_bytes = in->in_bytes + dir->in_refused_bytes - dir->base_in_bytes;
+	out->out_frames = out_side->out_frames - dir->out_failed_frames - dir->base_out_frames;
+	out->out_bytes = out_side->out_bytes - dir->out_failed_bytes - dir->base_out_bytes;
 	out->queued_frames = dir->channel_frames + dir->input_frames;
 	out->queued_bytes = dir->channel_bytes + dir->input_bytes;
 }
@@ -642,8 +703,16 @@ void vsq_wire_stats(const struct vsq_wire *w, enum vsq_wire_dir d, struct vsq_wi
 void vsq_wire_reset_stats(struct vsq_wire *w)
 {
 	for (int d = 0; d < 2; d++) {
-		memset(&w->dirs[d].stats, 0, sizeof(w->dirs[d].stats));
-		w->dirs[d].stats.queued_bytes_max = w->dirs[d].channel_bytes;
+		struct wire_direction *dir = &w->dirs[d];
+		const struct vsq_port_counters *in = &w->ends[d].port.counters;
+		const struct vsq_port_counters *out_side = &w->ends[1 - d].port.counters;
+
+		memset(&dir->stats, 0, sizeof(dir->stats));
+		dir->stats.queued_bytes_max = dir->channel_bytes;
+		dir->base_in_frames = in->in_frames + dir->in_refused_frames;
+		dir->base_in_bytes = in->in_bytes + dir->in_refused_bytes;
+		dir->base_out_frames = out_side->out_frames - dir->out_failed_frames;
+		dir->base_out_bytes = out_side->out_bytes - dir->out_failed_bytes;
 	}
 }
 

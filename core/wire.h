@@ -76,7 +76,8 @@ struct vsq_wire;
 /* A new wire on `loop`, with no impairment (frames cross unchanged and without copying).
  * `seed` makes every random choice repeatable; 0 picks one from the clock. */
 int vsq_wire_new(struct ev_loop *loop, const char *name, uint64_t seed, struct vsq_wire **out);
-/* Unlinks both ports, drops what is queued, frees everything. NULL is accepted. */
+/* Unlinks both ports, drops what is queued, frees everything. NULL is accepted. Must not be
+ * called from inside the receive of a frame the wire delivers (as vsq_plug_close). */
 void vsq_wire_free(struct vsq_wire *wire);
 struct vsq_port *vsq_wire_port(struct vsq_wire *wire, int side);
 const char *vsq_wire_name(const struct vsq_wire *wire);
