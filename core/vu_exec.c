@@ -589,49 +589,56 @@ static bool interp_is(pid_t pid, const char *want)
 	return ok;
 }
 
-/* Make libc ignore the vDSO: its AT_SYSINFO_EHDR entry becomes AT_IGNORE. */
+/* Make libc ignore the vDSO: its AT_SYSINFO_EHDR entry becomes AT_IGNORE. The new stack is
+ * argc, argv[], NULL, envp[], NULL, then auxv pairs, read word by word in page-sized chunks
+ * (the stack ends just above them). */
 static void hide_vdso(pid_t pid)
 {
 	struct user_regs_struct regs;
-	uint64_t sp, w[512], argc;
-	int stage = 0; /* 0 argv, 1 envp, 2 auxv */
-	size_t skip;
+	uint64_t sp, w[512], argc, type = 0;
+	size_t have = 0, at = 0;
+	int stage = 1; /* 1: envp, 2: auxv type, 3: auxv value */
 
 	if (ptrace(PTRACE_GETREGS, pid, 0, &regs) < 0)
 		return;
 	sp = regs.rsp;
-	if (tracee_read(pid, sp, &argc, 8) < 0)
+	if (tracee_read(pid, sp, &argc, 8) < 0 || argc > (1u << 24))
 		return;
 	sp += 8 + (argc + 1) * 8;
-	stage = 1;
-	(void)skip;
-	for (int rounds = 0; rounds < 1024; rounds++) {
-		if (tracee_read(pid, sp, w, sizeof(w)) < 0)
-			return;
-		for (size_t i = 0; i < 512; i++) {
-			if (stage == 1) {
-				if (w[i] == 0)
-					stage = 2;
-				continue;
-			}
-			/* auxv: pairs from here on (sp + i*8 is aligned on a pair start) */
-			if (i + 1 >= 512) {
-				sp += i * 8;
-				goto next;
-			}
-			if (w[i] == AT_NULL)
+	for (int words = 0; words < (1 << 20); words++) {
+		uint64_t word;
+
+		if (at == have) { /* refill up to the end of the page */
+			size_t len = 4096 - (sp & 4095);
+
+			if (len > sizeof(w))
+				len = sizeof(w);
+			if (tracee_read(pid, sp, w, len) < 0)
 				return;
-			if (w[i] == AT_SYSINFO_EHDR) {
+			have = len / 8;
+			at = 0;
+		}
+		word = w[at++];
+		if (stage == 1) {
+			if (word == 0)
+				stage = 2;
+		} else if (stage == 2) {
+			if (word == AT_NULL)
+				return;
+			type = word;
+			stage = 3;
+			if (type == AT_SYSINFO_EHDR) {
 				uint64_t ign = AT_IGNORE;
 
-				tracee_write(pid, sp + i * 8, &ign, 8);
+				tracee_write(pid, sp, &ign, 8);
 				return;
 			}
-			i++;
+		} else {
+			stage = 2;
 		}
-		sp += sizeof(w);
-	next:;
+		sp += 8;
 	}
+	(void)type;
 }
 
 bool vu_exec_check(struct vu_ctx *ctx, struct vu_task *t)

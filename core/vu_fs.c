@@ -544,7 +544,22 @@ static void do_open(struct vu_call *c, int dirfd, int flags, mode_t mode)
 			}
 			break;
 		}
-		fd = vu_lookup_open(&lk, flags & ~(O_CREAT | O_EXCL));
+		if (flags & O_PATH) {
+			/* SECCOMP_IOCTL_NOTIF_ADDFD cannot pass O_PATH files: a read-only open of
+			 * a directory or regular file stands in for one */
+			int keep = flags & (O_CLOEXEC | O_NOFOLLOW);
+
+			if (S_ISDIR(lk.st.st_mode))
+				fd = vu_lookup_open(&lk, O_RDONLY | O_DIRECTORY | keep);
+			else if (S_ISREG(lk.st.st_mode))
+				fd = vu_lookup_open(&lk, O_RDONLY | O_NONBLOCK | keep);
+			else
+				fd = S_ISLNK(lk.st.st_mode) ? -ELOOP : -ENXIO;
+			if (fd >= 0 && S_ISREG(lk.st.st_mode))
+				fcntl(fd, F_SETFL, 0);
+		} else {
+			fd = vu_lookup_open(&lk, flags & ~(O_CREAT | O_EXCL));
+		}
 		e = fd < 0 ? fd : 0;
 		if (e == -ELOOP && !(flags & O_NOFOLLOW)) { /* became a symlink meanwhile */
 			vu_lookup_done(&lk);

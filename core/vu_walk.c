@@ -122,6 +122,11 @@ static int readlink_at(int fd, const char *name, char *buf, size_t len)
 }
 
 static void jump(struct walk *w);
+static int magic_target(struct walk *w, enum vu_magic kind, int fdnum, char *out, size_t outlen,
+			int *reopen);
+static enum vu_magic magic_kind(const struct vu_node *cur, const char *name, int *fdnum);
+static bool proc_private(const struct vu_node *cur, const char *name);
+static bool traced(struct vu_ctx *ctx, pid_t tid);
 
 /* Put a symlink's target in front of what is left to walk. */
 static int splice_link(struct walk *w, const char *target)
@@ -194,6 +199,31 @@ static int step_dir(struct walk *w, const char *name)
 	struct stat st;
 	int e, fd;
 
+	if (cur->proc == VU_PROC_ROOT && strcmp(name, "self") == 0) { /* the caller's, not ours */
+		snprintf(target, sizeof(target), "%d", (int)w->who->tgid);
+		return splice_link(w, target);
+	}
+	if (cur->proc == VU_PROC_ROOT && strcmp(name, "thread-self") == 0) {
+		snprintf(target, sizeof(target), "%d/task/%d", (int)w->who->tgid, (int)w->who->tid);
+		return splice_link(w, target);
+	}
+	if (cur->proc == VU_PROC_PID || cur->proc == VU_PROC_FD) {
+		int fdnum = -1, reopen = -1;
+		enum vu_magic mk = magic_kind(cur, name, &fdnum);
+
+		if (mk != VU_MAGIC_NONE) {
+			e = magic_target(w, mk, fdnum, target, sizeof(target), &reopen);
+			if (reopen >= 0)
+				close(reopen);
+			if (e < 0)
+				return e;
+			if (e == 1)
+				return -EACCES; /* not a directory of the view */
+			return splice_link(w, target);
+		}
+		if (!traced(ctx, cur->proc_tid) && proc_private(cur, name))
+			return -EACCES;
+	}
 	if ((e = vjoin(v, cur, name, &vlen)) < 0)
 		return e;
 	m = vu_mapping_for(ctx, v, vlen, INT_MAX);
