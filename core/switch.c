@@ -437,6 +437,13 @@ static void gc_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	mac_table_expire(&sw->macs, ev_now(loop), sw->mac_expire_s);
 }
 
+static void congestion_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct vsq_switch *sw = container_of(w, struct vsq_switch, congestion_timer);
+
+	vde_server_congestion_timeout(sw);
+}
+
 static void close_now(struct vsq_switch *sw);
 static void free_now(struct vsq_switch *sw);
 
@@ -495,6 +502,7 @@ int vsq_switch_new(struct ev_loop *loop, const struct vsq_switch_config *cfg,
 	ev_timer_init(&sw->gc_timer, gc_cb, SWITCH_GC_INTERVAL_S, SWITCH_GC_INTERVAL_S);
 	ev_timer_start(loop, &sw->gc_timer);
 	ev_unref(loop); /* aging alone must not keep the loop running */
+	ev_init(&sw->congestion_timer, congestion_cb);
 	ev_init(&sw->close_timer, close_timer_cb);
 	sw->close_timer.repeat = 0.001;
 	*out = sw;
@@ -526,6 +534,8 @@ static void close_now(struct vsq_switch *sw)
 	for (unsigned i = 0; i < sw->nports; i++)
 		vsq_port_unlink(&sw->ports[i]->port);
 	sw->dirty = NULL;
+	ev_timer_stop(sw->loop, &sw->congestion_timer);
+	sw->congested = 0;
 	mac_table_forget_port(&sw->macs, 0);
 	if (ev_is_active(&sw->gc_timer)) {
 		ev_ref(sw->loop);

@@ -87,6 +87,8 @@ struct vsq_switch {
 	struct switch_mirror *mirrors;
 	struct vsq_switch_stats stats; /* counters; the gauges are filled on request */
 	struct vde_client *dirty;      /* clients with frames waiting for switch_flush */
+	unsigned congested;	       /* clients whose full queues hold the input back */
+	ev_timer congestion_timer;     /* bounds how long they may */
 	struct vde_server *server;
 	/* the receive batch of VDE clients (one callback at a time uses it) */
 	struct mmsghdr rx_msgs[SWITCH_BATCH];
@@ -114,6 +116,8 @@ void switch_port_idle(struct vsq_switch *sw, struct switch_port *p);
 /* vde_server*.c */
 void vde_server_close(struct vde_server *server);
 unsigned vde_server_handshakes(const struct vde_server *server);
+void vde_server_input(struct vsq_switch *sw, int on);
+void vde_server_congestion_timeout(struct vsq_switch *sw);
 void vde_client_enqueue(struct vde_client *c, const struct out_frame *of);
 void vde_client_flush(struct vde_client *c);
 void vde_client_close(struct vde_client *c);

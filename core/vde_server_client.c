@@ -36,6 +36,59 @@ void vde_client_info(const struct vde_client *c, struct vsq_switch_client_info *
 	info->send_errors = c->send_errors;
 }
 
+/* ---- back-pressure ---- */
+
+/* Start or stop reading from every VDE client of the switch. */
+void vde_server_input(struct vsq_switch *sw, int on)
+{
+	for (unsigned i = 0; i < sw->nports; i++) {
+		for (struct vde_client *c = sw->ports[i]->clients; c; c = c->next_on_port) {
+			if (on)
+				ev_io_start(sw->loop, &c->data_w);
+			else
+				ev_io_stop(sw->loop, &c->data_w);
+		}
+	}
+}
+
+static void congestion_begin(struct vde_client *c)
+{
+	struct vsq_switch *sw = c->server->sw;
+
+	c->congested = 1;
+	if (sw->congested++ == 0) {
+		vde_server_input(sw, 0);
+		ev_timer_set(&sw->congestion_timer, VDE_CONGESTION_LIMIT_S, 0);
+		ev_timer_start(sw->loop, &sw->congestion_timer);
+	}
+}
+
+static void congestion_end(struct vde_client *c)
+{
+	struct vsq_switch *sw = c->server->sw;
+
+	c->congested = 0;
+	if (--sw->congested == 0) {
+		ev_timer_stop(sw->loop, &sw->congestion_timer);
+		vde_server_input(sw, 1);
+	}
+}
+
+/* The input was held too long: whoever is still congested is stalled, not slow. */
+void vde_server_congestion_timeout(struct vsq_switch *sw)
+{
+	for (unsigned i = 0; i < sw->nports; i++) {
+		for (struct vde_client *c = sw->ports[i]->clients; c; c = c->next_on_port) {
+			if (c->congested) {
+				c->congested = 0;
+				c->stalled = 1;
+			}
+		}
+	}
+	sw->congested = 0;
+	vde_server_input(sw, 1);
+}
+
 /* ---- the overflow queue ---- */
 
 static void count_drop(struct vde_client *c, uint64_t frames, int queue_full)
@@ -81,6 +134,8 @@ static uint8_t *queue_reserve(struct vde_client *c, uint32_t len)
 	c->queue_count++;
 	if (c->queue_count > c->queued_max)
 		c->queued_max = c->queue_count;
+	if (c->queue_count >= VDE_QUEUE_HIGH && !c->congested && !c->stalled)
+		congestion_begin(c);
 	c->queue_write = offset + len;
 	return c->queue_buf + offset;
 }
@@ -128,6 +183,8 @@ static void drain_cb(struct ev_loop *loop, ev_io *w, int revents)
 		if (sent > 0) {
 			c->queue_head = (c->queue_head + (unsigned)sent) % VDE_QUEUE_SLOTS;
 			c->queue_count -= (unsigned)sent;
+			if (c->congested && c->queue_count <= VDE_QUEUE_LOW)
+				congestion_end(c);
 			continue;
 		}
 		if (errno == EINTR)
@@ -139,7 +196,10 @@ static void drain_cb(struct ev_loop *loop, ev_io *w, int revents)
 		count_drop(c, lost, 0);
 		c->queue_head = (c->queue_head + lost) % VDE_QUEUE_SLOTS;
 		c->queue_count -= lost;
+		if (c->congested && c->queue_count <= VDE_QUEUE_LOW)
+			congestion_end(c);
 	}
+	c->stalled = 0; /* it caught up */
 	ev_io_stop(loop, &c->out_w);
 }
 
@@ -225,17 +285,15 @@ void vde_client_flush(struct vde_client *c)
 
 /* ---- receiving ---- */
 
-static void data_cb(struct ev_loop *loop, ev_io *w, int revents)
+/* Switch one batch from the client; returns how many datagrams were read. */
+static int read_batch(struct vde_client *c)
 {
-	struct vde_client *c = container_of(w, struct vde_client, data_w);
 	struct vsq_switch *sw = c->server->sw;
 	struct switch_port *p = c->port;
-	int n;
+	int n = recvmmsg(c->data_fd, sw->rx_msgs, SWITCH_BATCH, MSG_DONTWAIT, NULL);
 
-	n = recvmmsg(c->data_fd, sw->rx_msgs, SWITCH_BATCH, MSG_DONTWAIT, NULL);
 	if (n <= 0)
-		return; /* EAGAIN, or a transient error: the ctl socket tells when it is over */
-	sw->depth++;	/* the client and the batch stay valid until the end */
+		return 0; /* EAGAIN, or a transient error: the ctl socket tells when it is over */
 	for (int i = 0; i < n; i++) {
 		const uint8_t *frame = sw->rx_iov[i].iov_base;
 		size_t len = sw->rx_msgs[i].msg_len;
@@ -257,6 +315,23 @@ static void data_cb(struct ev_loop *loop, ev_io *w, int revents)
 			switch_run_taps(p, VSQ_DIR_IN, frame, len);
 	}
 	switch_flush(sw);
+	return n;
+}
+
+/* A few batches per wakeup: the kernel queues only max_dgram_qlen (10) datagrams per socket,
+ * so a fast sender has refilled it by the time one batch is switched. */
+#define READS_PER_WAKEUP 8
+
+static void data_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct vde_client *c = container_of(w, struct vde_client, data_w);
+	struct vsq_switch *sw = c->server->sw;
+
+	sw->depth++; /* the client stays valid until the end */
+	for (int i = 0; i < READS_PER_WAKEUP; i++) {
+		if (read_batch(c) == 0 || sw->congested || sw->closing || !ev_is_active(w))
+			break;
+	}
 	sw->depth--;
 }
 
@@ -299,7 +374,8 @@ int vde_client_new(struct vde_server *server, struct switch_port *p, int ctl_fd,
 	ev_io_init(&c->data_w, data_cb, data_fd, EV_READ);
 	ev_io_init(&c->out_w, drain_cb, data_fd, EV_WRITE);
 	ev_io_start(loop, &c->ctl_w);
-	ev_io_start(loop, &c->data_w);
+	if (!server->sw->congested)
+		ev_io_start(loop, &c->data_w);
 	c->next_on_port = p->clients;
 	p->clients = c;
 	p->nclients++;
@@ -319,6 +395,8 @@ void vde_client_close(struct vde_client *c)
 		}
 	}
 	dirty_remove(c);
+	if (c->congested)
+		congestion_end(c);
 	ev_io_stop(sw->loop, &c->ctl_w);
 	ev_io_stop(sw->loop, &c->data_w);
 	ev_io_stop(sw->loop, &c->out_w);

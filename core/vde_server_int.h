@@ -46,6 +46,13 @@ int vde_request_parse(const uint8_t *buf, size_t len, struct vde_request *req, c
 /* handshakes in progress at once; the oldest is dropped past this */
 #define VDE_HANDSHAKES_MAX 128
 #define VDE_HANDSHAKE_TIMEOUT_S 10.0
+/* Back-pressure: when a client's queue passes the high mark, the switch stops reading from VDE
+ * clients (their blocking sends then wait, as with a real wire) until it drains below the low
+ * mark; a client congested for longer than the limit is treated as stalled and dropped for
+ * instead, so that it cannot hold everyone up. */
+#define VDE_QUEUE_HIGH 256
+#define VDE_QUEUE_LOW 64
+#define VDE_CONGESTION_LIMIT_S 0.2
 /* asked of the kernel for every data socket (it caps them at its maximum) */
 #define VDE_SOCKET_BUFFER_BYTES (4 * 1024 * 1024)
 
@@ -59,6 +66,8 @@ struct vde_client {
 	struct vde_client *next_on_port;
 	struct vde_client *next_dirty;
 	int dirty;
+	int congested; /* above the high mark, holding the switch's input */
+	int stalled;   /* congested too long: its frames are dropped instead, until it drains */
 	int ctl_fd, data_fd;
 	ev_io ctl_w, data_w, out_w;
 	uid_t uid;
