@@ -73,7 +73,9 @@ describe("vsq-switch", function()
     local p = start({ "-s", dir, "-m", "0660" }, true)
     finally(function() stop(p) p:close() end)
     assert.is_true(wait_for(dir .. "/ctl"))
-    local st = io.popen("stat -c '%U %a' " .. dir):read("a")
+    local stat = io.popen("stat -c '%U %a' " .. dir)
+    local st = stat:read("a")
+    stat:close()
     assert.equal("nobody 2770\n", st)
     assert.truthy(exchange(dir, true))
     stop(p)
@@ -84,10 +86,14 @@ describe("vsq-switch", function()
     local base = h.dir("hub")
     local dir = base .. "/sw"
     local p = start { "-x", "-s", dir }
-    finally(function() stop(p) p:close() end)
+    local c
+    finally(function()
+      if c then c.close() end
+      stop(p)
+      p:close()
+    end)
     assert.is_true(wait_for(dir .. "/ctl"))
-    local c = h.vde_plug("vde://" .. dir)
-    finally(function() c.close() end)
+    c = h.vde_plug("vde://" .. dir)
     assert.truthy(exchange(dir))
     -- c heard the unicast reply too
     local heard = false
