@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "lfabric.h"
 #include "wire.h"
@@ -15,12 +18,21 @@
 /* Until lfabric_plug.c is linked in, captures are missing rather than breaking the build. */
 #pragma weak vsq_lua_capture_start
 
+/* wirefilter's blink: a datagram "<id> LR|RL <length>" for every frame the wire delivers. */
+struct blink {
+	struct vsq_port_tap taps[2]; /* on the L and R ports, frames leaving the wire */
+	int fd;
+	struct sockaddr_un addr;
+	char id[64];
+};
+
 struct lwire {
 	struct vsq_wire *wire; /* NULL once closed */
-	int joined;	       /* both objects are linked to it */
-	int anchor;	       /* registry ref keeping the wire alive while joined */
-	lua_State *helper;     /* a thread that never runs code, for callbacks */
-	char names[2][48];     /* the objects at L and R, for messages */
+	struct blink *blink;
+	int joined;	   /* both objects are linked to it */
+	int anchor;	   /* registry ref keeping the wire alive while joined */
+	lua_State *helper; /* a thread that never runs code, for callbacks */
+	char names[2][48]; /* the objects at L and R, for messages */
 };
 
 /* The Lua names of the settings, in the order of enum vsq_wire_param, and their aliases. */
@@ -198,10 +210,99 @@ static void on_unlinked(struct vsq_wire *w, int side, void *ctx)
 	unanchor(lw->helper, &lw->anchor);
 }
 
+static void blink_stop(struct lwire *lw)
+{
+	struct blink *b = lw->blink;
+
+	if (!b)
+		return;
+	if (lw->wire) {
+		vsq_port_tap_remove(vsq_wire_port(lw->wire, 0), &b->taps[0]);
+		vsq_port_tap_remove(vsq_wire_port(lw->wire, 1), &b->taps[1]);
+	}
+	close(b->fd);
+	free(b);
+	lw->blink = NULL;
+}
+
+static void blink_send(struct blink *b, const char *dir, size_t len)
+{
+	char msg[96];
+	int n = snprintf(msg, sizeof(msg), "%s %s %zu\n", b->id, dir, len);
+
+	/* a listener that is slow or gone must not hold the wire up */
+	sendto(b->fd, msg, (size_t)n, MSG_DONTWAIT, (struct sockaddr *)&b->addr, sizeof(b->addr));
+}
+
+/* Frames leaving through L travelled RL, those leaving through R travelled LR. */
+static void blink_l(struct vsq_port_tap *tap, const struct vsq_port *port, enum vsq_direction dir,
+		    const uint8_t *frame, size_t len)
+{
+	if (dir == VSQ_DIR_OUT)
+		blink_send((struct blink *)((char *)tap - offsetof(struct blink, taps[0])), "RL",
+			   len);
+}
+
+static void blink_r(struct vsq_port_tap *tap, const struct vsq_port *port, enum vsq_direction dir,
+		    const uint8_t *frame, size_t len)
+{
+	if (dir == VSQ_DIR_OUT)
+		blink_send((struct blink *)((char *)tap - offsetof(struct blink, taps[1])), "LR",
+			   len);
+}
+
+/* w:blink(path [, id]) -> w: wirefilter's --blink: a datagram "<id> LR|RL <length>" to the unix
+ * datagram socket `path` for every frame the wire delivers (id: the process id, 6 digits).
+ * w:blink(nil) stops it. */
+static int wire_blink(lua_State *L)
+{
+	struct lwire *lw = check_wire(L, 1);
+	struct blink *b;
+	size_t n;
+	const char *path;
+
+	if (!lw->wire)
+		return luaL_error(L, "wire is closed");
+	blink_stop(lw);
+	if (lua_isnoneornil(L, 2)) {
+		lua_settop(L, 1);
+		return 1;
+	}
+	path = luaL_checklstring(L, 2, &n);
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return luaL_error(L, "wire:blink: out of memory");
+	if (n == 0 || n >= sizeof(b->addr.sun_path)) {
+		free(b);
+		return luaL_argerror(L, 2, "not a usable unix socket path");
+	}
+	b->addr.sun_family = AF_UNIX;
+	memcpy(b->addr.sun_path, path, n + 1);
+	if (lua_isnoneornil(L, 3))
+		snprintf(b->id, sizeof(b->id), "%06d", (int)getpid());
+	else
+		snprintf(b->id, sizeof(b->id), "%s", luaL_checkstring(L, 3));
+	b->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (b->fd < 0) {
+		int err = -errno;
+
+		free(b);
+		return vsq_lua_fail(L, err, "wire:blink %s", path);
+	}
+	b->taps[0].frame = blink_l;
+	b->taps[1].frame = blink_r;
+	vsq_port_tap_add(vsq_wire_port(lw->wire, 0), &b->taps[0]);
+	vsq_port_tap_add(vsq_wire_port(lw->wire, 1), &b->taps[1]);
+	lw->blink = b;
+	lua_settop(L, 1);
+	return 1;
+}
+
 static int wire_close(lua_State *L)
 {
 	struct lwire *lw = check_wire(L, 1);
 
+	blink_stop(lw);
 	if (lw->wire) {
 		lw->joined = 0;
 		vsq_wire_free(lw->wire);
@@ -687,11 +788,17 @@ static const luaL_Reg wire_metameth[] = {{"__index", NULL},
 					 {"__close", wire_close},
 					 {"__tostring", wire_tostring},
 					 {NULL, NULL}};
-static const luaL_Reg wire_meth[] = {{"close", wire_close},	  {"set", wire_set},
-				     {"settings", wire_settings}, {"stats", wire_stats},
-				     {"reset", wire_reset},	  {"command", wire_command},
-				     {"markov", wire_markov},	  {"capture", wire_capture},
-				     {"ends", wire_ends},	  {NULL, NULL}};
+static const luaL_Reg wire_meth[] = {{"close", wire_close},
+				     {"set", wire_set},
+				     {"settings", wire_settings},
+				     {"stats", wire_stats},
+				     {"reset", wire_reset},
+				     {"command", wire_command},
+				     {"markov", wire_markov},
+				     {"capture", wire_capture},
+				     {"ends", wire_ends},
+				     {"blink", wire_blink},
+				     {NULL, NULL}};
 
 void vsq_lua_fabric_wire_register(lua_State *L)
 {

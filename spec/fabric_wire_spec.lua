@@ -237,6 +237,23 @@ describe("fabric.link with impairments", function()
     assert.are.equal("wire (closed)", tostring(c.wire))
   end)
 
+  it("reports every delivered frame to a blink socket, as wirefilter's --blink", function()
+    local c <close> = W.cable { LR = { loss = "100%" } }
+    local sock = c.dir .. "/blink"
+    -- a ptp:// endpoint binds a unix datagram socket and hands up what it gets (14 bytes or
+    -- more: hence the long id)
+    local listener <close> = assert(fabric.open("ptp://" .. sock))
+    assert(c.wire:blink(sock, "blink-spec-id"))
+    send_numbered(c.a, 2, 100) -- lost: no report
+    W.send(c.b, W.frame(3, 200))
+    W.send(c.b, W.frame(4, 300))
+    assert.are.equal(2, #W.collect(c.a))
+    assert.are.equal("blink-spec-id RL 200\n", listener:recv(5))
+    assert.are.equal("blink-spec-id RL 300\n", listener:recv(5))
+    assert.is_nil(listener:recv(0.05))
+    c.wire:blink(nil)
+  end)
+
   it("captures what a side of the wire sees into a pcap file tcpdump reads", function()
     local c <close> = W.cable { loss = "50%", seed = 9 }
     local file = c.dir .. "/r.pcap"
