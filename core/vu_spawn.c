@@ -370,7 +370,13 @@ void vsq_vu_proc_free(struct vsq_vu_proc *p)
 		ev_io_stop(p->loop, &p->sup_w);
 	}
 	if (!p->sup_reaped) {
-		/* the supervisor's end kills every task it traces (PTRACE_O_EXITKILL) */
+		/* The supervisor kills and reaps every task (it is their subreaper), then ends; if
+		 * it does not in time, its death kills them all anyway (PTRACE_O_EXITKILL). */
+		struct pollfd pfd = {.fd = p->sup_pidfd, .events = POLLIN};
+
+		if (p->sup_pidfd >= 0 &&
+		    syscall(SYS_pidfd_send_signal, p->sup_pidfd, SIGTERM, NULL, 0) == 0)
+			poll(&pfd, 1, 2000);
 		if (p->sup_pidfd >= 0)
 			syscall(SYS_pidfd_send_signal, p->sup_pidfd, SIGKILL, NULL, 0);
 		else

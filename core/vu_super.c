@@ -28,6 +28,14 @@
 
 extern char **environ;
 
+static volatile sig_atomic_t stop_requested;
+
+static void on_term(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
 static void send_msg(struct vu_ctx *ctx, uint32_t type, int32_t value, const char *text)
 {
 	struct vu_msg m = {.type = type, .value = value};
@@ -310,9 +318,14 @@ static void follow(struct vu_ctx *ctx, int errfd)
 {
 	for (;;) {
 		int status, event, sig;
-		pid_t pid = waitpid(-1, &status, __WALL);
+		pid_t pid;
 		struct vu_task *t;
 
+		if (stop_requested == 1) { /* asked to end: everything goes, then we do */
+			stop_requested = 2;
+			kill_all(ctx);
+		}
+		pid = waitpid(-1, &status, __WALL);
 		if (pid < 0) {
 			if (errno == EINTR)
 				continue;
@@ -407,7 +420,7 @@ int vu_supervise(struct vu_ctx *ctx, const struct vsq_vu_spawn_opts *opts, int c
 	struct sock_fprog prog;
 	int sync[2], errp[2], listener_num, pidfd, e;
 	mode_t um = umask(022);
-	pthread_t worker;
+	pthread_t worker = 0;
 	struct vu_task *t;
 	pid_t pid;
 	char go = 1;
@@ -466,6 +479,12 @@ int vu_supervise(struct vu_ctx *ctx, const struct vsq_vu_spawn_opts *opts, int c
 	signal(SIGTTOU, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
+	{
+		struct sigaction sa = {.sa_handler = on_term}; /* no SA_RESTART: waitpid returns */
+
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGTERM, &sa, NULL);
+	}
 	if (ptrace(PTRACE_SEIZE, pid, 0,
 		   PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE |
 			   PTRACE_O_TRACEEXEC | PTRACE_O_TRACESECCOMP | PTRACE_O_EXITKILL) < 0) {
@@ -534,7 +553,20 @@ int vu_supervise(struct vu_ctx *ctx, const struct vsq_vu_spawn_opts *opts, int c
 
 		ioctl(ctx->listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, fl); /* 6.6+, a speed-up only */
 	}
-	if (pthread_create(&worker, NULL, vu_worker_main, ctx) != 0) {
+	{
+		sigset_t term, old;
+		int r;
+
+		/* SIGTERM is for the main thread: it must interrupt its waitpid */
+		sigemptyset(&term);
+		sigaddset(&term, SIGTERM);
+		pthread_sigmask(SIG_BLOCK, &term, &old);
+		r = pthread_create(&worker, NULL, vu_worker_main, ctx);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (r != 0)
+			worker = 0;
+	}
+	if (!worker) {
 		kill(pid, SIGKILL);
 		send_msg(ctx, VU_MSG_FAILED, EAGAIN, "cannot start the worker thread");
 		return -EAGAIN;

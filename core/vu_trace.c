@@ -92,7 +92,7 @@ void vu_trace_call(const struct vu_call *c)
 				n += (size_t)snprintf(line + n, sizeof(line) - n, " => ");
 				n += quote(line + n, sizeof(line) - n - 64, v);
 			}
-		} else if (i == 0 && (int64_t)c->req->data.args[0] == AT_FDCWD && pa) {
+		} else if (i == 0 && (int32_t)c->req->data.args[0] == AT_FDCWD && pa) {
 			n += (size_t)snprintf(line + n, sizeof(line) - n, "AT_FDCWD");
 		} else {
 			n += (size_t)snprintf(line + n, sizeof(line) - n, "%#llx",
