@@ -492,6 +492,12 @@ static void do_open(struct vu_call *c, int dirfd, int flags, mode_t mode)
 		if ((e = walk(c, dirfd, wflags, &lk, false)) < 0)
 			return vu_fail(c, e);
 		if (!lk.exists) {
+			size_t pl = strlen(c->path);
+
+			if (pl && c->path[pl - 1] == '/') {
+				e = -EISDIR;
+				break;
+			}
 			if ((e = prepare_create(c, &lk)) < 0)
 				break;
 			fd = openat(lk.dir.fd, lk.name, flags | O_NOFOLLOW | O_CLOEXEC,

@@ -285,7 +285,8 @@ unsigned vu_attrs_for(const struct vu_ctx *ctx, const char *vpath, size_t vlen,
 	for (int i = 1; i < ctx->nrules; i++) {
 		const struct vu_rule *r = &ctx->rules[i];
 
-		if (vu_is_mapping(r->kind) || r->order <= m->order)
+		/* hide and deny hold whatever comes after them; ro only over what came before */
+		if (vu_is_mapping(r->kind) || (r->kind == VU_RO && r->order <= m->order))
 			continue;
 		if (!vu_path_under(vpath, vlen, r->vpath, r->vlen))
 			continue;
@@ -371,6 +372,7 @@ static int prepare_rule(struct vu_ctx *ctx, const struct vu_rule *src, char *err
 			goto fail;
 		}
 		r->created = true;
+		chmod(real, 0755);
 		if (!(r->real = strdup(real))) {
 			rmdir(real);
 			goto nomem;

@@ -698,8 +698,8 @@ static int step_last(struct walk *w, const char *name, bool slash, struct vu_loo
 	}
 	e = node_stat(cur, name, &lk->st, &lk->lower);
 	if (e == -ENOENT) {
-		if (!(w->flags & VU_CREATE) || slash)
-			return -ENOENT;
+		if (!(w->flags & VU_CREATE))
+			return -ENOENT; /* a trailing slash may still name a dir to make */
 		lk->exists = false;
 	} else if (e < 0) {
 		return e;
