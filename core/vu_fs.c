@@ -559,8 +559,8 @@ static void do_open(struct vu_call *c, int dirfd, int flags, mode_t mode)
 				fd = vu_lookup_open(&lk, O_RDONLY | O_DIRECTORY | keep);
 			else if (S_ISREG(lk.st.st_mode))
 				fd = vu_lookup_open(&lk, O_RDONLY | O_NONBLOCK | keep);
-			else
-				fd = S_ISLNK(lk.st.st_mode) ? -ELOOP : -ENXIO;
+			else /* a symlink: what glibc's fchmodat(AT_SYMLINK_NOFOLLOW) ends with */
+				fd = S_ISLNK(lk.st.st_mode) ? -EOPNOTSUPP : -ENXIO;
 			if (fd >= 0 && S_ISREG(lk.st.st_mode))
 				fcntl(fd, F_SETFL, 0);
 		} else {

@@ -151,7 +151,7 @@ static long opt_id(lua_State *L, int t, const char *key)
 
 static void set_time(lua_State *L, struct lview *v, int idx)
 {
-	int e = 0;
+	int e = 0, top = lua_gettop(L);
 
 	if (lua_type(L, idx) == LUA_TNUMBER) {
 		e = vsq_vu_view_time_offset(v->view, lua_tonumber(L, idx));
@@ -183,6 +183,7 @@ static void set_time(lua_State *L, struct lview *v, int idx)
 	}
 	if (e < 0)
 		luaL_error(L, "vu.view: %s", vsq_vu_view_error(v->view));
+	lua_settop(L, top);
 }
 
 static void set_uname(lua_State *L, struct lview *v, int idx)
