@@ -24,17 +24,29 @@ function M.children()
   return kids
 end
 
-function M.check()
-  local found = M.children()
-  for _, what in ipairs(tmp.leftovers()) do found[#found + 1] = what end
+local function netns_names()
+  local names = {}
   local p = io.popen("ip netns list 2>/dev/null")
   if p then
     for line in p:lines() do
-      local name = line:match("^(vsq%-spec%-%S+)")
-      if name then found[#found + 1] = "network namespace " .. name end
+      local name = line:match("^(%S+)")
+      if name then names[name] = true end
     end
     p:close()
   end
+  return names
+end
+
+-- namespaces that were there before the run are not the run's doing
+local netns_before = netns_names()
+
+function M.check()
+  local found = M.children()
+  for _, what in ipairs(tmp.leftovers()) do found[#found + 1] = what end
+  for name in pairs(netns_names()) do
+    if not netns_before[name] then found[#found + 1] = "network namespace " .. name end
+  end
+  table.sort(found)
   return found
 end
 
