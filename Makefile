@@ -2,7 +2,7 @@
 PREFIX ?= /usr/local
 DESTDIR ?=
 BINDIR = $(PREFIX)/bin
-LUA_CMOD = $(PREFIX)/lib/x86_64-linux-gnu/lua/5.4
+LUA_CMOD = $(PREFIX)/lib/lua/5.4
 LUA_LMOD = $(PREFIX)/share/lua/5.4
 MANDIR = $(PREFIX)/share/man
 
