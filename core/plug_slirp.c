@@ -156,17 +156,23 @@ static const SlirpCb slirp_callbacks = {
 
 /* ---- libslirp's fds on the loop ------------------------------------------------------------- */
 
-static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
+static void add_revents(struct slirp_watch *watch, int revents)
 {
-	struct slirp_watch *watch = (struct slirp_watch *)w;
-
+	/* readable is only IN: saying HUP or PRI would make libslirp drop the connection or read
+	 * urgent data; it learns of a hangup from the read returning 0 */
 	if (revents & EV_READ)
-		watch->revents |=
-		    SLIRP_POLL_IN | (watch->events & (SLIRP_POLL_PRI | SLIRP_POLL_HUP));
+		watch->revents |= SLIRP_POLL_IN;
 	if (revents & EV_WRITE)
 		watch->revents |= SLIRP_POLL_OUT;
 	if (revents & EV_ERROR)
 		watch->revents |= SLIRP_POLL_ERR;
+}
+
+/* Normally check_cb collects the events first (libev runs check watchers before the io
+ * watchers of the same iteration); this catches any that come the other way round. */
+static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	add_revents((struct slirp_watch *)w, revents);
 }
 
 static int add_poll_cb(int fd, int events, void *opaque)
@@ -242,6 +248,10 @@ static void check_cb(struct ev_loop *loop, ev_check *w, int revents)
 	if (!sp->polled)
 		return;
 	sp->polled = 0;
+	/* as libev's manual integrates poll-based libraries: take the pending io events here */
+	for (size_t i = 0; i < sp->watch_count; i++)
+		if (ev_is_pending(&sp->watches[i].io))
+			add_revents(&sp->watches[i], ev_clear_pending(loop, &sp->watches[i].io));
 	slirp_pollfds_poll(sp->slirp, 0, get_revents_cb, sp);
 	for (size_t i = 0; i < sp->watch_count; i++)
 		sp->watches[i].revents = 0;

@@ -158,9 +158,10 @@ function M.vde_switch(extra)
   local dir = tmp.dir("sw")
   os.remove(dir) -- vde_switch creates its directory itself
   os.execute("rmdir " .. tmp.quote(dir) .. " 2>/dev/null")
-  local argv = { "vde_switch", "-s", dir, "--nostdin" }
+  local argv = { "vde_switch", "-s", dir }
   for _, a in ipairs(extra or {}) do argv[#argv + 1] = a end
-  local p = assert(vsq.process(argv, { stdout = "null", stderr = "null" }))
+  -- vde_switch reads its console on stdin and leaves at EOF: keep a pipe open
+  local p = assert(vsq.process(argv, { stdin = "pipe", stdout = "null", stderr = "null" }))
   assert(M.wait_for_path(dir .. "/ctl"), "vde_switch did not create " .. dir .. "/ctl")
   return p, dir
 end
