@@ -518,7 +518,7 @@ describe("endpoints", function()
         local sw = assert(vsq.process({ "vde_switch", "-s", dir .. "/sw" },
           { stdin = "pipe", stdout = "null", stderr = "null" }))
         for _ = 1, 500 do
-          if io.open(dir .. "/sw/ctl") then break end
+          if os.execute("test -S " .. dir .. "/sw/ctl") then break end
           vsq.sleep(0.01)
         end
         local frame = ("\255"):rep(6) .. "\2\0\0\0\0\1\136\181" .. ("n"):rep(50)
