@@ -214,6 +214,36 @@ describe("VDE server", function()
     assert.truthy(h.expect(b, "after"))
   end)
 
+  it("serves QEMU's -netdev vde: the guest's PXE DHCP request arrives #peer #slow", function()
+    local sw <close>, dir = h.switch()
+    local ep <close> = h.client(dir)
+    local qemu = assert(vsq.process({ "qemu-system-x86_64", "-nodefaults", "-display", "none", "-m", "64",
+      "-netdev", "vde,id=n0,sock=" .. dir, "-device", "e1000,netdev=n0,mac=52:54:00:12:34:56",
+      "-boot", "n" }, { stdin = "null", stdout = "null", stderr = "null" }))
+    finally(function()
+      qemu:kill("KILL")
+      qemu:wait(5)
+      qemu:close()
+    end)
+    local dhcp
+    local deadline = vsq.now() + 60
+    while not dhcp and vsq.now() < deadline do
+      local f = ep:recv(deadline - vsq.now())
+      -- IPv4, UDP, to port 67 (BOOTP server), from the guest's MAC
+      if f and f:sub(7, 12) == "\x52\x54\x00\x12\x34\x56" and f:sub(13, 14) == "\x08\x00" and
+          f:byte(24) == 17 and string.unpack(">I2", f, 37) == 67 then
+        dhcp = f
+      end
+    end
+    assert.truthy(dhcp)
+    local qemu_port
+    for _, c in ipairs(sw:clients()) do
+      if c.description:match("^QEMU") then qemu_port = c.port end
+    end
+    assert.truthy(qemu_port)
+    assert.is_true(sw:port(qemu_port).in_frames >= 1)
+  end)
+
   it("leaves no fd or socket file behind after 1000 connections #slow", function()
     local sw <close>, dir = h.switch()
     h.client(dir):close() -- the first connection sets up what the process keeps
