@@ -11,6 +11,9 @@
 #include "wire_int.h"
 
 #define NS_PER_S 1000000000.0
+/* Most channel buffer reserved in slab slots when it is set; beyond, slots come as needed. */
+#define CHANBUF_RESERVE_MAX (16.0 * 1048576)
+#define FULL_FRAME 1514 /* an untagged ethernet frame with a 1500-byte payload */
 /* A timer may fire a hair before the queue head is due (libev's clock versus ev_now). */
 #define TIMER_SLACK_NS 50000
 
@@ -655,6 +658,18 @@ int vsq_wire_set(struct vsq_wire *w, int node, unsigned dirs, enum vsq_wire_para
 		return -EINVAL;
 	if (node < 0 || node >= w->node_count)
 		return -ERANGE;
+	if (param == VSQ_WIRE_CHANBUF && active(value)) {
+		/* the slab holds a full channel of ordinary frames from the start */
+		double bytes = value->value + value->delta;
+		size_t per_dir =
+		    (size_t)(bytes < CHANBUF_RESERVE_MAX ? bytes : CHANBUF_RESERVE_MAX) /
+			FULL_FRAME +
+		    1;
+
+		if (wire_queue_reserve(&w->queue, per_dir * (dirs == VSQ_WIRE_MASK_BOTH ? 2 : 1)) <
+		    0)
+			return -ENOMEM;
+	}
 	for (int d = 0; d < 2; d++)
 		if (dirs & (1u << d))
 			w->nodes[node].values[param][d] = *value;

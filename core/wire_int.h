@@ -86,6 +86,7 @@ struct wire_queue_entry {
 
 struct wire_queue {
 	struct wire_frame *free_slots[2];
+	size_t small_slots; /* small slots allocated, free or not */
 	void **blocks;
 	size_t block_count, block_cap;
 	size_t slot_count;
@@ -96,6 +97,8 @@ struct wire_queue {
 
 void wire_queue_init(struct wire_queue *q);
 void wire_queue_fini(struct wire_queue *q);
+/* Make sure `slots` small slots exist (free or in use); -ENOMEM if they cannot. */
+int wire_queue_reserve(struct wire_queue *q, size_t slots);
 /* A free slot able to hold len bytes, or NULL if memory is exhausted. */
 struct wire_frame *wire_queue_slot(struct wire_queue *q, size_t len);
 void wire_queue_release(struct wire_queue *q, struct wire_frame *frame);

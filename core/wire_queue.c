@@ -1,5 +1,6 @@
 /* wire_queue.c: the frame slab of a wire and its time-ordered queue (a binary min-heap keyed by
  * delivery time, then insertion order). Memory grows by blocks, never per frame. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +57,8 @@ static int grow(struct wire_queue *q, int size_class)
 		return -1;
 	q->blocks[q->block_count++] = block;
 	q->slot_count += WIRE_BLOCK_SLOTS;
+	if (size_class == 0)
+		q->small_slots += WIRE_BLOCK_SLOTS;
 	for (int i = WIRE_BLOCK_SLOTS - 1; i >= 0; i--) {
 		struct wire_frame *f = (struct wire_frame *)(block + (size_t)i * slot_bytes);
 
@@ -63,6 +66,14 @@ static int grow(struct wire_queue *q, int size_class)
 		f->next_free = q->free_slots[size_class];
 		q->free_slots[size_class] = f;
 	}
+	return 0;
+}
+
+int wire_queue_reserve(struct wire_queue *q, size_t slots)
+{
+	while (q->small_slots < slots)
+		if (grow(q, 0) < 0)
+			return -ENOMEM;
 	return 0;
 }
 
