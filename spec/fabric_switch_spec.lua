@@ -143,6 +143,20 @@ describe("switch", function()
     assert.is_true(h.silent(spy, "private"))
   end)
 
+  it("captures a port's traffic to a pcap file that tcpdump reads #peer", function()
+    local sw <close>, dir = h.switch()
+    local a <close> = h.client(dir, 1)
+    local b <close> = h.client(dir, 2)
+    local file = h.dir("pcap") .. "/port2.pcap"
+    local cap = assert(sw:capture(2, { file = file }))
+    a:send(h.frame(h.BROADCAST, A, "captured"))
+    assert.truthy(h.expect(b, "captured"))
+    cap:close()
+    local r = vsq.exec({ "tcpdump", "-nn", "-r", file })
+    assert.is_true(r.ok, r.stderr)
+    assert.matches("02:00:00:00:00:01 > ff:ff:ff:ff:ff:ff", r.stdout, 1, true)
+  end)
+
   it("links to any object with ports and unlinks when either side closes", function()
     local sw1 <close>, dir1 = h.switch { name = "one" }
     local sw2 <close>, dir2 = h.switch { name = "two" }
