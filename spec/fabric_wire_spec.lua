@@ -338,6 +338,38 @@ describe("vsq-wire", function()
   end)
 end)
 
+describe("vsq-wire --daemon", function()
+  it("returns once the cable is up, writes its pid file and removes it when stopped #peer", function()
+    local dir = tmp.dir("vwd")
+    finally(function()
+      vsq.exec({ "sh", "-c", "kill $(cat " .. dir .. "/*.pid) 2>/dev/null; sleep 0.2" })
+      tmp.remove(dir)
+    end)
+    for _, sw in ipairs({ "s1", "s2" }) do
+      W.sh({ "vde_switch", "-s", dir .. "/" .. sw, "-d", "-p", dir .. "/" .. sw .. ".pid" })
+    end
+    local pidfile = dir .. "/wire.pid"
+    local r = assert(vsq.exec({ vsqbin.bin, vsqbin.top .. "/scripts/vsq-wire", "--daemon", "--pidfile",
+      pidfile, "-d", "5", dir .. "/s1", dir .. "/s2" }, { timeout = 20 }))
+    assert.is_true(r.ok, r.stderr)
+    local f = assert(io.open(pidfile))
+    local pid = f:read("n")
+    f:close()
+    assert.truthy(io.open("/proc/" .. pid .. "/stat"))
+    W.sh({ "kill", tostring(pid) })
+    for _ = 1, 100 do
+      if not io.open(pidfile) then break end
+      vsq.sleep(0.05)
+    end
+    assert.is_nil(io.open(pidfile))
+    -- a URL that cannot be opened is reported by the command that started the daemon
+    r = assert(vsq.exec({ vsqbin.bin, vsqbin.top .. "/scripts/vsq-wire", "--daemon",
+      dir .. "/nonexistent", dir .. "/s2" }, { timeout = 20 }))
+    assert.are.equal(1, r.code)
+    assert.truthy(r.stderr:find("nonexistent", 1, true))
+  end)
+end)
+
 describe("impaired wires without root", function()
   it("delay, loss and their counters work for an unprivileged user", function()
     local bindir = vsqbin.unprivileged_copy()
