@@ -276,12 +276,18 @@ describe("VDE server", function()
     assert.is_nil(io.open(dir))
   end)
 
-  it("sets vde_switch's permissions on the directory and sockets", function()
-    local sw <close>, dir = h.switch { mode = "0660" }
-    local p = io.popen("stat -c %a " .. tmp.quote(dir) .. " " .. tmp.quote(dir .. "/ctl"))
+  it("sets vde_switch's permissions and group on the directory and sockets", function()
+    local sw <close>, dir = h.switch { mode = "0660", group = "nogroup" }
+    local c <close> = h.client(dir, 4)
+    local data = dir .. "/" .. sw:clients()[1].socket:match("[^/]+$")
+    local p = io.popen("stat -c '%a %G' " .. tmp.quote(dir) .. " " .. tmp.quote(dir .. "/ctl") .. " " ..
+      tmp.quote(data))
     local modes = p:read("a")
     p:close()
-    assert.equal("2770\n660\n", modes)
+    -- a root switch hands each data socket to its client's user with the owner's bits only
+    local data_mode = h.euid() == 0 and "600" or "660"
+    assert.equal("2770 nogroup\n660 nogroup\n" .. data_mode .. " nogroup\n", modes)
+    assert.matches("/004%.%d+$", sw:clients()[1].socket)
   end)
 
   it("refuses a client whose data socket it may not use and says what to do #peer", function()
@@ -295,7 +301,9 @@ describe("VDE server", function()
       bin .. "/vsq", bin .. "/vsq-switch", "-s", dir }, { stdout = "null", stderr = "pipe", cwd = bin }))
     finally(function() if sw:running() then sw:kill("TERM") end sw:wait(5) sw:close() end)
     local deadline = vsq.now() + 5
-    while not io.open(dir .. "/ctl") and vsq.now() < deadline do vsq.sleep(0.02) end
+    while not os.execute("test -S " .. tmp.quote(dir .. "/ctl")) and vsq.now() < deadline do
+      vsq.sleep(0.02)
+    end
     -- a client of the same user that asks for mode 0 locks the switch out of its socket
     local r = vsqh.as_nobody({ "vde_plug", "vde://" .. dir .. "[mode=0]" }, { timeout = 5 })
     assert.is_false(r.ok)

@@ -168,6 +168,13 @@ function M.fd_count()
   return n
 end
 
+function M.euid()
+  local f = assert(io.open("/proc/self/status"))
+  local uid = f:read("a"):match("\nUid:%s+%d+%s+(%d+)")
+  f:close()
+  return tonumber(uid)
+end
+
 function M.pid()
   local f = assert(io.open("/proc/self/stat"))
   local pid = f:read("n")
