@@ -673,8 +673,12 @@ int vsq_lua_wire_link(lua_State *L)
 	}
 	lua_pop(L, 1);
 	name[0] = 0;
-	if (lua_getfield(L, 3, "name") != LUA_TNIL)
-		snprintf(name, sizeof(name), "%s", luaL_checkstring(L, -1));
+	if (lua_getfield(L, 3, "name") != LUA_TNIL) {
+		if (lua_type(L, -1) != LUA_TSTRING)
+			return luaL_error(L, "link: name must be a string, got %s",
+					  luaL_typename(L, -1));
+		snprintf(name, sizeof(name), "%s", lua_tostring(L, -1));
+	}
 	lua_pop(L, 1);
 	if (st.state != 0)
 		return luaL_error(L, "link: a new wire has one state (0); add states with "
