@@ -111,10 +111,11 @@ static void close_plans(struct stdio_plan plans[3])
 
 /* In the child: set up fds and signals, then exec. Only async-signal-safe calls. */
 static void child_exec(char **argv, char **envp, const char *cwd, int new_session,
-		       struct stdio_plan plans[3], int report_fd)
+		       struct stdio_plan plans[3], int report_fd, vsq_lua_prepare_fn prepare,
+		       void *prepare_ctx)
 {
 	sigset_t none;
-	int err;
+	int err, rc;
 
 	for (int sig = 1; sig < NSIG; sig++)
 		if (sig != SIGKILL && sig != SIGSTOP)
@@ -137,6 +138,10 @@ static void child_exec(char **argv, char **envp, const char *cwd, int new_sessio
 		if (fd == i)
 			fcntl(i, F_SETFD, 0);
 	}
+	if (prepare && (rc = prepare(prepare_ctx)) < 0) {
+		errno = -rc;
+		goto fail;
+	}
 	if (cwd && chdir(cwd) < 0)
 		goto fail;
 	execvpe(argv[0], argv, envp);
@@ -147,8 +152,9 @@ fail:
 	_exit(127);
 }
 
-/* vsq.process(argv or "shell command", {stdin=, stdout=, stderr=, env=, cwd=, setsid=}) */
-static int l_process(lua_State *L)
+/* vsq.process(argv or "shell command", {stdin=, stdout=, stderr=, env=, cwd=, setsid=}):
+ * argv and opts are at stack indices 1 and 2; prepare (if any) runs in the child before exec. */
+int vsq_lua_process_new(lua_State *L, vsq_lua_prepare_fn prepare, void *prepare_ctx)
 {
 	static const char *const known[] = {"stdin", "stdout", "stderr", "env", "cwd",
 					     "setsid", "clearenv", NULL};
@@ -293,7 +299,7 @@ static int l_process(lua_State *L)
 	}
 	if (pid == 0) {
 		close(report[0]);
-		child_exec(argv, envp, cwd, new_session, plans, report[1]);
+		child_exec(argv, envp, cwd, new_session, plans, report[1], prepare, prepare_ctx);
 	}
 	close(report[1]);
 	p->pid = pid;
@@ -523,5 +529,5 @@ void vsq_lua_proc_register(lua_State *L)
 
 int vsq_lua_process(lua_State *L)
 {
-	return l_process(L);
+	return vsq_lua_process_new(L, NULL, NULL);
 }

@@ -300,12 +300,17 @@ return function(core)
   -- default, or "inherit"). Returns {ok, code, signal, stdout, stderr}, or nil, message if it
   -- could not start.
   function M.exec(cmd, opts)
+    return M._exec_with(core.process, cmd, opts, 2)
+  end
+
+  --- exec with another way to start the program (a host's spawn, a view's spawn).
+  function M._exec_with(start, cmd, opts, level)
     opts = opts or {}
     local known = { input = true, env = true, cwd = true, timeout = true, stderr = true, clearenv = true }
     for k in pairs(opts) do
-      if not known[k] then error(("exec: unknown option %q"):format(tostring(k)), 2) end
+      if not known[k] then error(("exec: unknown option %q"):format(tostring(k)), (level or 1) + 1) end
     end
-    local p <close>, err = core.process(cmd, {
+    local p <close>, err = start(cmd, {
       stdin = opts.input and "pipe" or "null", stdout = "pipe", stderr = opts.stderr or "pipe",
       env = opts.env, cwd = opts.cwd, clearenv = opts.clearenv,
     })
