@@ -68,8 +68,12 @@ void vu_filter_actions(const struct vu_ctx *ctx, unsigned char action[VU_NSYSCAL
 		action[SYS_getdents64] = VU_NOTIFY;
 		action[SYS_getdents] = VU_NOTIFY;
 	}
-	if (v->ids_set)
+	if (v->ids_set || v->net_url) {
+		/* a network view's user namespace would show the program as root: ids stay real */
 		mark(action, id_calls, VU_NOTIFY);
+		if (!v->ids_set)
+			action[SYS_fstat] = VU_ALLOW;
+	}
 	for (int f = 0; f < VSQ_VU_UTS_FIELDS; f++)
 		if (v->uts_set[f])
 			mark(action, uts_calls, VU_NOTIFY);

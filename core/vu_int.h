@@ -157,6 +157,7 @@ struct vu_ctx {
 	int ntasks;
 	char uts[VSQ_VU_UTS_FIELDS][65];
 	struct vu_meta *meta_mem; /* ownership of files that take no xattr */
+	struct vu_net *net;       /* the network view, owned by the spawning side */
 	uid_t real_uid;
 	gid_t real_gid;
 };
@@ -174,6 +175,15 @@ const struct vu_rule *vu_mapping_for(const struct vu_ctx *ctx, const char *vpath
 #define VU_A_RO 4u
 unsigned vu_attrs_for(const struct vu_ctx *ctx, const char *vpath, size_t vlen,
 		      const struct vu_rule *m);
+
+/* ---- vu_net.c: the network view --------------------------------------------------------------- */
+
+struct vu_net;
+int vu_net_open(struct ev_loop *loop, const char *url, struct vu_net **out, char *err,
+		size_t errlen);
+/* In the program's process before its first exec: into the namespaces. */
+int vu_net_enter(const struct vu_net *n);
+void vu_net_close(struct vu_net *n);
 
 /* ---- vu_path.c: lexical path helpers ------------------------------------------------------ */
 

@@ -194,6 +194,7 @@ static int start_cwd(struct vu_ctx *ctx, const char *cwd, char *err, size_t errl
 static void proc_release(struct vsq_vu_proc *p)
 {
 	if (p->ctx) {
+		vu_net_close(p->ctx->net);
 		vu_release(p->ctx, true);
 		free(p->ctx);
 	}
@@ -246,10 +247,16 @@ int vsq_vu_spawn(struct ev_loop *loop, const struct vsq_vu_view *view,
 		return e;
 	}
 	if (view->net_url) {
-		snprintf(err, errlen, "net %s: network views are not available in this build",
-			 view->net_url);
-		proc_release(p);
-		return -ENOTSUP;
+		if (!loop) {
+			snprintf(err, errlen, "net %s: a network view needs an event loop",
+				 view->net_url);
+			proc_release(p);
+			return -EINVAL;
+		}
+		if ((e = vu_net_open(loop, view->net_url, &p->ctx->net, err, errlen)) < 0) {
+			proc_release(p);
+			return e;
+		}
 	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0) {
 		e = -errno;

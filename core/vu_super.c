@@ -73,7 +73,7 @@ static const char *env_path(const char *const *envp)
 }
 
 static void run_program(const struct vsq_vu_spawn_opts *opts, int syncfd, int errfd,
-			const struct sock_fprog *prog, mode_t umask_value)
+			const struct sock_fprog *prog, mode_t umask_value, const struct vu_net *net)
 {
 	char *const *argv = (char *const *)opts->argv;
 	char *const *envp = (char *const *)(opts->envp ? opts->envp : (const char *const *)environ);
@@ -91,6 +91,9 @@ static void run_program(const struct vsq_vu_spawn_opts *opts, int syncfd, int er
 	for (int i = 0; i < 3; i++)
 		if (opts->stdio[i] >= 0 && opts->stdio[i] != i && dup2(opts->stdio[i], i) < 0)
 			child_fail(errfd, errno);
+	if (net && (err = -vu_net_enter(net)) != 0)
+		child_fail(errfd, err);
+	err = ENOENT;
 	/* the program gets its stdio and nothing else of ours */
 	if (dup2(syncfd, 1000) < 0 || dup2(errfd, 1001) < 0)
 		child_fail(errfd, errno);
@@ -463,7 +466,7 @@ int vu_supervise(struct vu_ctx *ctx, const struct vsq_vu_spawn_opts *opts, int c
 		close(sync[0]);
 		close(errp[0]);
 		close(ctl_fd);
-		run_program(opts, sync[1], errp[1], &prog, um);
+		run_program(opts, sync[1], errp[1], &prog, um, ctx->net);
 		_exit(127);
 	}
 	close(sync[1]);
