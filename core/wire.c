@@ -335,16 +335,15 @@ static int channel(struct vsq_wire *w, int d, const uint8_t *frame, size_t len,
 
 	for (int copy = 0; copy < copies; copy++) {
 		int64_t when = t, extra = 0;
-		double limit = VSQ_WIRE_QUEUE_LIMIT;
+		double limit =
+		    active(chanbuf) ? draw_nonneg(&dir->rng, chanbuf) : VSQ_WIRE_QUEUE_LIMIT;
 		struct wire_frame *f;
 
-		if (active(chanbuf)) {
-			limit = draw_nonneg(&dir->rng, chanbuf);
-			if ((double)(dir->channel_bytes + len) > limit) {
-				dir->stats.buffer_drops++;
-				rc = -ENOBUFS;
-				continue;
-			}
+		/* Tail drop before anything is spent on the frame (bandwidth time, FIFO order). */
+		if ((double)(dir->channel_bytes + len) > limit) {
+			dir->stats.buffer_drops++;
+			rc = -ENOBUFS;
+			continue;
 		}
 		if (active(band)) {
 			double rate = draw_nonneg(&dir->rng, band);
@@ -368,11 +367,6 @@ static int channel(struct vsq_wire *w, int d, const uint8_t *frame, size_t len,
 			deliver(w, d, slot ? slot->data : frame, len, seq);
 			if (w->dead)
 				break;
-			continue;
-		}
-		if ((double)(dir->channel_bytes + len) > limit) {
-			dir->stats.buffer_drops++;
-			rc = -ENOBUFS;
 			continue;
 		}
 		if (slot && copy == copies - 1) {
