@@ -132,12 +132,26 @@ static uint8_t *queue_reserve(struct vde_client *c, uint32_t len)
 	c->queue[(c->queue_head + c->queue_count) % VDE_QUEUE_SLOTS] =
 	    (struct vde_queue_slot){offset, len};
 	c->queue_count++;
+	c->queue_bytes += len;
 	if (c->queue_count > c->queued_max)
 		c->queued_max = c->queue_count;
-	if (c->queue_count >= VDE_QUEUE_HIGH && !c->congested && !c->stalled)
+	if ((c->queue_count >= VDE_QUEUE_HIGH || c->queue_bytes >= VDE_QUEUE_HIGH_BYTES) &&
+	    !c->congested && !c->stalled)
 		congestion_begin(c);
 	c->queue_write = offset + len;
 	return c->queue_buf + offset;
+}
+
+/* Forget the n oldest frames (sent or dropped). */
+static void queue_pop(struct vde_client *c, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		c->queue_bytes -= c->queue[(c->queue_head + i) % VDE_QUEUE_SLOTS].len;
+	c->queue_head = (c->queue_head + n) % VDE_QUEUE_SLOTS;
+	c->queue_count -= n;
+	if (c->congested && c->queue_count <= VDE_QUEUE_LOW &&
+	    c->queue_bytes <= VDE_QUEUE_BYTES / 8)
+		congestion_end(c);
 }
 
 static void queue_push(struct vde_client *c, const struct iovec *iov, int iovcnt)
@@ -181,10 +195,7 @@ static void drain_cb(struct ev_loop *loop, ev_io *w, int revents)
 		}
 		sent = sendmmsg(c->data_fd, msgs, k, MSG_DONTWAIT);
 		if (sent > 0) {
-			c->queue_head = (c->queue_head + (unsigned)sent) % VDE_QUEUE_SLOTS;
-			c->queue_count -= (unsigned)sent;
-			if (c->congested && c->queue_count <= VDE_QUEUE_LOW)
-				congestion_end(c);
+			queue_pop(c, (unsigned)sent);
 			continue;
 		}
 		if (errno == EINTR)
@@ -194,10 +205,7 @@ static void drain_cb(struct ev_loop *loop, ev_io *w, int revents)
 		/* the frame at the head cannot be sent at all (or the client is gone) */
 		unsigned lost = client_gone(errno) ? c->queue_count : 1;
 		count_drop(c, lost, 0);
-		c->queue_head = (c->queue_head + lost) % VDE_QUEUE_SLOTS;
-		c->queue_count -= lost;
-		if (c->congested && c->queue_count <= VDE_QUEUE_LOW)
-			congestion_end(c);
+		queue_pop(c, lost);
 	}
 	c->stalled = 0; /* it caught up */
 	ev_io_stop(loop, &c->out_w);

@@ -40,17 +40,19 @@ int vde_request_parse(const uint8_t *buf, size_t len, struct vde_request *req, c
 /* Frames waiting for a client that cannot take them yet: variable-size records in one
  * preallocated byte ring, described by a ring of slots. */
 #define VDE_QUEUE_SLOTS 512
-#define VDE_QUEUE_BYTES (512u * 1024u)
+#define VDE_QUEUE_BYTES (1024u * 1024u)
 /* frames gathered for one sendmmsg */
 #define VDE_PENDING_MAX 64
 /* handshakes in progress at once; the oldest is dropped past this */
 #define VDE_HANDSHAKES_MAX 128
 #define VDE_HANDSHAKE_TIMEOUT_S 10.0
-/* Back-pressure: when a client's queue passes the high mark, the switch stops reading from VDE
- * clients (their blocking sends then wait, as with a real wire) until it drains below the low
- * mark; a client congested for longer than the limit is treated as stalled and dropped for
- * instead, so that it cannot hold everyone up. */
+/* Back-pressure: when a client's queue passes the high mark (in frames or in bytes), the switch
+ * stops reading from VDE clients (their blocking sends then wait, as with a real wire) until it
+ * drains below the low mark; a client congested for longer than the limit is treated as stalled and
+ * dropped for instead, so that it cannot hold everyone up. */
 #define VDE_QUEUE_HIGH 256
+/* the batch being switched when the mark is passed must still fit */
+#define VDE_QUEUE_HIGH_BYTES (VDE_QUEUE_BYTES - SWITCH_BATCH * VSQ_FRAME_MAX)
 #define VDE_QUEUE_LOW 64
 #define VDE_CONGESTION_LIMIT_S 0.2
 /* asked of the kernel for every data socket (it caps them at its maximum) */
@@ -81,6 +83,7 @@ struct vde_client {
 	/* the overflow queue */
 	uint8_t *queue_buf;
 	uint32_t queue_write;
+	uint32_t queue_bytes; /* held by the frames in the queue */
 	unsigned queue_head, queue_count, queued_max;
 	struct vde_queue_slot queue[VDE_QUEUE_SLOTS];
 	uint64_t queue_drops, send_errors;
