@@ -1,7 +1,8 @@
 /* vu.h: per-process views of the system by syscall virtualization (user-mode VUOS).
  * A view (file-system rules, identity, UTS names, clock) is built by C calls; vsq_vu_spawn runs a
  * program and everything it starts under the view, supervised by a child process that answers
- * the system calls the view needs (seccomp user notification) and follows exec and fork (ptrace). */
+ * the system calls the view needs (seccomp user notification) and follows exec and fork (ptrace).
+ */
 #ifndef VSQ_VU_H
 #define VSQ_VU_H
 
@@ -36,8 +37,7 @@ int vsq_vu_view_tmp(struct vsq_vu_view *view, const char *view_path);
 /* Identity: the program sees these ids (-1 leaves one as it is). Files owned by the real user
  * appear owned by the view's user; chown/chmod/mknod inside the view are remembered (in
  * user.vsq.* extended attributes where the file system takes them, else for the run). */
-int vsq_vu_view_ids(struct vsq_vu_view *view, long uid, long gid, const gid_t *groups,
-		    int ngroups);
+int vsq_vu_view_ids(struct vsq_vu_view *view, long uid, long gid, const gid_t *groups, int ngroups);
 
 enum vsq_vu_uts_field {
 	VSQ_VU_SYSNAME,
@@ -91,7 +91,7 @@ enum vsq_vu_verdict { VSQ_VU_ALLOW, VSQ_VU_DENY, VSQ_VU_REWRITE };
 
 struct vsq_vu_decision {
 	enum vsq_vu_verdict verdict;
-	int err;         /* errno for VSQ_VU_DENY */
+	int err;	 /* errno for VSQ_VU_DENY */
 	char path[4096]; /* new first path for VSQ_VU_REWRITE (a path in the view) */
 };
 
@@ -104,8 +104,8 @@ typedef void (*vsq_vu_exit_fn)(struct vsq_vu_proc *proc, int wstatus, void *ctx)
 struct vsq_vu_spawn_opts {
 	const char *const *argv; /* argv[0] is looked up in the view's PATH if it has no '/' */
 	const char *const *envp; /* NULL: this process's environment */
-	const char *cwd;         /* directory in the view; NULL: the current one if visible, else / */
-	int stdio[3];            /* fds for the program's 0, 1, 2; -1: inherit */
+	const char *cwd; /* directory in the view; NULL: the current one if visible, else / */
+	int stdio[3];	 /* fds for the program's 0, 1, 2; -1: inherit */
 	vsq_vu_hook_fn hook;
 	vsq_vu_exit_fn on_exit;
 	void *ctx;

@@ -198,8 +198,9 @@ int vu_cow_copy_up(struct vu_ctx *ctx, struct vu_lookup *lk)
 		target[n] = '\0';
 		e = symlinkat(target, lk->dir.fd, lk->name) < 0 ? -errno : 0;
 	} else if (S_ISDIR(st.st_mode)) {
-		e = mkdirat(lk->dir.fd, lk->name, st.st_mode & 07777) < 0 && errno != EEXIST ? -errno
-											     : 0;
+		e = mkdirat(lk->dir.fd, lk->name, st.st_mode & 07777) < 0 && errno != EEXIST
+			? -errno
+			: 0;
 	} else if (S_ISFIFO(st.st_mode)) {
 		e = mkfifoat(lk->dir.fd, lk->name, st.st_mode & 07777) < 0 ? -errno : 0;
 	} else {

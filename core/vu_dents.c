@@ -124,8 +124,8 @@ static int build(struct vu_ctx *ctx, const char *vpath, struct list *l)
 			char v[PATH_MAX];
 			const struct vu_rule *m;
 
-			if (layer && (sorted_has(&upper, src->e[i].name) ||
-				      sorted_has(&wh, src->e[i].name)))
+			if (layer &&
+			    (sorted_has(&upper, src->e[i].name) || sorted_has(&wh, src->e[i].name)))
 				continue;
 			if (vu_path_join(v, sizeof(v), vpath, src->e[i].name) < 0)
 				continue;

@@ -4,8 +4,8 @@
  * kernel reads that path (and the interpreter's) once more, so at PTRACE_EVENT_EXEC, before the
  * new program runs one instruction, the loaded executable and interpreter are checked against
  * what was allowed; a mismatch (a racing thread, a swapped file) kills the process. */
-#include "vu_int.h"
 #include "log.h"
+#include "vu_int.h"
 
 #include <elf.h>
 #include <errno.h>
@@ -333,8 +333,9 @@ static int make_plan(struct vu_ctx *ctx, const struct vu_who *who, int dirfd, co
 				close(irfd);
 			}
 			if (kernel_finds(interp, ireal) && ik >= 0) {
-				same = ik == 0 || (interp_of(ctx, who, ii, iireal, iivpath, &same) == 0 &&
-						   same);
+				same =
+				    ik == 0 ||
+				    (interp_of(ctx, who, ii, iireal, iivpath, &same) == 0 && same);
 				if (same) {
 					snprintf(p->exe, sizeof(p->exe), "%s", ireal);
 					snprintf(p->interp, sizeof(p->interp), "%s",
@@ -423,7 +424,8 @@ static void trace_exec(struct vu_ctx *ctx, pid_t tid, const char *path, const ch
 	else
 		n = snprintf(line, sizeof(line), "[pid %d] execve(\"%s\" => \"%s\") = 0\n",
 			     (int)tid, path, vexe);
-	if (n > 0 && write(ctx->trace_fd, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1) < 0) {
+	if (n > 0 && write(ctx->trace_fd, line,
+			   (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1) < 0) {
 		/* dropped */
 	}
 }

@@ -12,9 +12,9 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/time.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -215,8 +215,8 @@ static void sys_statx(struct vu_call *c)
 			e = statx(obj_dirfd(&lk), name,
 				  (name[0] ? AT_SYMLINK_NOFOLLOW : AT_EMPTY_PATH) | sync, mask,
 				  &stx) < 0
-				    ? -errno
-				    : 0;
+				? -errno
+				: 0;
 		}
 	}
 	if (e == 0 && c->ctx->meta) {
@@ -257,14 +257,17 @@ static void sys_statfs(struct vu_call *c)
 	if ((e = walk(c, AT_FDCWD, VU_FOLLOW, &lk, false)) < 0)
 		return vu_fail(c, e);
 	fd = vu_lookup_open(&lk, O_PATH);
-	e = fd < 0 ? fd : fstatfs(fd, &sf) < 0 ? -errno : vu_mem_write(c, VU_ARG(c, 1), &sf, sizeof(sf));
+	e = fd < 0		   ? fd
+	    : fstatfs(fd, &sf) < 0 ? -errno
+				   : vu_mem_write(c, VU_ARG(c, 1), &sf, sizeof(sf));
 	if (fd >= 0)
 		close(fd);
 	vu_lookup_done(&lk);
 	vu_fail(c, e);
 }
 
-/* ---- access ----------------------------------------------------------------------------------- */
+/* ---- access -----------------------------------------------------------------------------------
+ */
 
 static void do_access(struct vu_call *c, int dirfd, int mode, int flags)
 {
@@ -323,7 +326,8 @@ static void sys_faccessat2(struct vu_call *c)
 	do_access(c, dfd(VU_ARG(c, 0)), (int)VU_ARG(c, 2), flags);
 }
 
-/* ---- readlink, getcwd, chdir ------------------------------------------------------------------ */
+/* ---- readlink, getcwd, chdir ------------------------------------------------------------------
+ */
 
 static void do_readlink(struct vu_call *c, int dirfd, uint64_t buf, int64_t size)
 {
@@ -410,8 +414,7 @@ static int set_cwd(struct vu_call *c, const char *vpath, const struct vu_lookup 
 
 	if (!S_ISDIR(lk->st.st_mode))
 		return -ENOTDIR;
-	if (faccessat(obj_dirfd(lk), name, X_OK, name[0] ? AT_SYMLINK_NOFOLLOW : AT_EMPTY_PATH) <
-	    0)
+	if (faccessat(obj_dirfd(lk), name, X_OK, name[0] ? AT_SYMLINK_NOFOLLOW : AT_EMPTY_PATH) < 0)
 		return -errno;
 	pthread_mutex_lock(&c->ctx->lock);
 	if ((t = vu_task_get(c->ctx, c->who.tid)))
@@ -454,7 +457,8 @@ static void sys_fchdir(struct vu_call *c)
 	vu_fail(c, e);
 }
 
-/* ---- open ------------------------------------------------------------------------------------- */
+/* ---- open -------------------------------------------------------------------------------------
+ */
 
 struct fifo_open {
 	int pathfd;
@@ -528,8 +532,8 @@ static void do_open(struct vu_call *c, int dirfd, int flags, mode_t mode)
 		if (writing && lk.lower && (e = vu_cow_copy_up(c->ctx, &lk)) < 0)
 			break;
 		if (tmpfile) {
-			fd = openat(obj_dirfd(&lk), lk.name[0] ? lk.name : ".",
-				    flags | O_CLOEXEC, mode & ~caller_umask(c) & 07777);
+			fd = openat(obj_dirfd(&lk), lk.name[0] ? lk.name : ".", flags | O_CLOEXEC,
+				    mode & ~caller_umask(c) & 07777);
 			e = fd < 0 ? -errno : 0;
 			break;
 		}
@@ -620,7 +624,8 @@ static void sys_openat2(struct vu_call *c)
 	if ((e = vu_get_path(c, 1, false)) < 0)
 		return vu_fail(c, e);
 	if (how.resolve)
-		return vu_fail(c, -ENOSYS); /* resolve flags are not virtualized: callers fall back */
+		return vu_fail(c,
+			       -ENOSYS); /* resolve flags are not virtualized: callers fall back */
 	if (how.flags > 0xffffffffu || (!(how.flags & (O_CREAT | O_TMPFILE)) && how.mode))
 		return vu_fail(c, -EINVAL);
 	do_open(c, dfd(VU_ARG(c, 0)), (int)how.flags, (mode_t)how.mode);
@@ -1003,7 +1008,8 @@ static void sys_symlinkat(struct vu_call *c)
 	do_symlink(c, dfd(VU_ARG(c, 1)));
 }
 
-/* ---- changing metadata ------------------------------------------------------------------------ */
+/* ---- changing metadata ------------------------------------------------------------------------
+ */
 
 static int chmod_obj(struct vu_call *c, struct vu_lookup *lk, mode_t mode)
 {
@@ -1080,8 +1086,8 @@ static int chown_obj(struct vu_call *c, struct vu_lookup *lk, long uid, long gid
 		return vu_meta_chown(c->ctx, fd, name, &lk->st, uid, gid);
 	return fchownat(fd, name, (uid_t)uid, (gid_t)gid,
 			name[0] ? AT_SYMLINK_NOFOLLOW : AT_EMPTY_PATH) < 0
-		       ? -errno
-		       : 0;
+		   ? -errno
+		   : 0;
 }
 
 static void do_chown(struct vu_call *c, int dirfd, long uid, long gid, int flags)
@@ -1192,9 +1198,10 @@ static void sys_fchown(struct vu_call *c)
 		if (c->ctx->meta) {
 			struct stat st;
 
-			e = fstat(obj, &st) < 0 ? -errno
-						: vu_meta_chown(c->ctx, obj, "", &st, id_arg(VU_ARG(c, 1)),
-								id_arg(VU_ARG(c, 2)));
+			e = fstat(obj, &st) < 0
+				? -errno
+				: vu_meta_chown(c->ctx, obj, "", &st, id_arg(VU_ARG(c, 1)),
+						id_arg(VU_ARG(c, 2)));
 		} else {
 			e = fchown(obj, (uid_t)VU_ARG(c, 1), (gid_t)VU_ARG(c, 2)) < 0 ? -errno : 0;
 		}
@@ -1212,7 +1219,7 @@ static int read_times(struct vu_call *c, uint64_t addr, int kind, struct timespe
 
 	if (addr == 0)
 		return 1; /* now */
-	if (kind == 0) /* timespec[2] */
+	if (kind == 0)	  /* timespec[2] */
 		return vu_mem_read(c, addr, ts, 2 * sizeof(*ts));
 	if (kind == 1) { /* timeval[2] */
 		struct timeval tv[2];
@@ -1257,8 +1264,8 @@ static void do_utimes(struct vu_call *c, int dirfd, uint64_t times, int kind, in
 		if (name[0]) {
 			e = utimensat(obj_dirfd(&lk), name, times ? ts : NULL,
 				      AT_SYMLINK_NOFOLLOW) < 0
-				    ? -errno
-				    : 0;
+				? -errno
+				: 0;
 		} else {
 			char p[64];
 
@@ -1289,8 +1296,8 @@ static void sys_utimensat(struct vu_call *c)
 			if (lk.name[0]) {
 				e = utimensat(obj_dirfd(&lk), lk.name, VU_ARG(c, 2) ? ts : NULL,
 					      AT_SYMLINK_NOFOLLOW) < 0
-					    ? -errno
-					    : 0;
+					? -errno
+					: 0;
 			} else {
 				char p[64];
 
@@ -1368,7 +1375,8 @@ static void sys_truncate(struct vu_call *c)
 	vu_fail(c, e);
 }
 
-/* ---- extended attributes ---------------------------------------------------------------------- */
+/* ---- extended attributes ----------------------------------------------------------------------
+ */
 
 static bool meta_name(struct vu_call *c, const char *name)
 {
@@ -1460,8 +1468,8 @@ static void do_xattr(struct vu_call *c, int op, bool nofollow, int fd_based)
 	case X_LIST: {
 		/* the list without our own names: ask for all of it first */
 		char full[65536];
-		ssize_t n = follow ? listxattr(p, full, sizeof(full))
-				   : llistxattr(p, full, sizeof(full));
+		ssize_t n =
+		    follow ? listxattr(p, full, sizeof(full)) : llistxattr(p, full, sizeof(full));
 
 		if (n < 0) {
 			r = -1;

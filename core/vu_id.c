@@ -5,9 +5,9 @@
 #include <errno.h>
 #include <math.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdio.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -15,14 +15,14 @@
 #include <time.h>
 
 /* Run fn on the caller's process state under the table lock; -ESRCH if it went. */
-#define WITH_PINFO(c, pi, ...)                                                                    \
+#define WITH_PINFO(c, pi, ...)                                                                     \
 	do {                                                                                       \
 		struct vu_task *t_;                                                                \
 		pthread_mutex_lock(&(c)->ctx->lock);                                               \
 		t_ = vu_task_get((c)->ctx, (c)->who.tid);                                          \
 		if (t_) {                                                                          \
 			struct vu_pinfo *pi = t_->pi;                                              \
-			__VA_ARGS__;                                                                   \
+			__VA_ARGS__;                                                               \
 		} else {                                                                           \
 			(c)->err = -ESRCH;                                                         \
 		}                                                                                  \
@@ -128,7 +128,8 @@ static void set_ids(struct vu_call *c, bool gid, uint32_t r, uint32_t e, uint32_
 				*E = *F = e;
 			if (kind == 2 && s != (uint32_t)-1)
 				*S = s;
-			else if (kind == 1 && (r != (uint32_t)-1 || (e != (uint32_t)-1 && e != old_r)))
+			else if (kind == 1 &&
+				 (r != (uint32_t)-1 || (e != (uint32_t)-1 && e != old_r)))
 				*S = *E;
 		}
 	});
@@ -157,8 +158,7 @@ static void sys_setresuid(struct vu_call *c)
 }
 static void sys_setresgid(struct vu_call *c)
 {
-	set_ids(c, true, (uint32_t)VU_ARG(c, 0), (uint32_t)VU_ARG(c, 1), (uint32_t)VU_ARG(c, 2),
-		2);
+	set_ids(c, true, (uint32_t)VU_ARG(c, 0), (uint32_t)VU_ARG(c, 1), (uint32_t)VU_ARG(c, 2), 2);
 }
 
 static void set_fs(struct vu_call *c, bool gid)
@@ -341,7 +341,8 @@ static void sys_time(struct vu_call *c)
 	c->val = t;
 }
 
-/* ---- bookkeeping ------------------------------------------------------------------------------ */
+/* ---- bookkeeping ------------------------------------------------------------------------------
+ */
 
 static void sys_prctl(struct vu_call *c)
 {

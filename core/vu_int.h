@@ -51,7 +51,7 @@ struct vu_rule {
 	size_t vlen;
 	char *real;  /* canonical host path (mapping rules); the lower layer of a cow */
 	char *upper; /* cow: the overlay directory */
-	int fd;      /* O_PATH of real, in the supervisor */
+	int fd;	     /* O_PATH of real, in the supervisor */
 	int upper_fd;
 	bool is_dir;
 	bool created; /* real is a temp dir we made (tmp): removed at the end */
@@ -120,9 +120,9 @@ struct vu_task {
 	struct vu_pinfo *pi;
 	struct vu_fs *fs;
 	/* ptrace thread only: */
-	bool attached;    /* its first stop was seen */
-	bool announced;   /* its parent's fork event was seen */
-	bool main;        /* the program vsq started */
+	bool attached;	/* its first stop was seen */
+	bool announced; /* its parent's fork event was seen */
+	bool main;	/* the program vsq started */
 	struct vu_exec_expect *exec;
 };
 
@@ -140,7 +140,7 @@ struct vu_ctx {
 	dev_t proc_dev;
 	bool trap_getdents; /* listings need editing (hide, cow, rule roots) */
 	bool trap_fdmeta;   /* fstat & co. need the identity/metadata view */
-	bool meta;          /* identity view: ownership store */
+	bool meta;	    /* identity view: ownership store */
 	int listener;
 	int ctl_fd;
 	int trace_fd;
@@ -157,7 +157,7 @@ struct vu_ctx {
 	int ntasks;
 	char uts[VSQ_VU_UTS_FIELDS][65];
 	struct vu_meta *meta_mem; /* ownership of files that take no xattr */
-	struct vu_net *net;       /* the network view, owned by the spawning side */
+	struct vu_net *net;	  /* the network view, owned by the spawning side */
 	uid_t real_uid;
 	gid_t real_gid;
 };
@@ -176,7 +176,8 @@ const struct vu_rule *vu_mapping_for(const struct vu_ctx *ctx, const char *vpath
 unsigned vu_attrs_for(const struct vu_ctx *ctx, const char *vpath, size_t vlen,
 		      const struct vu_rule *m);
 
-/* ---- vu_net.c: the network view --------------------------------------------------------------- */
+/* ---- vu_net.c: the network view ---------------------------------------------------------------
+ */
 
 struct vu_net;
 int vu_net_open(struct ev_loop *loop, const char *url, struct vu_net **out, char *err,
@@ -210,8 +211,8 @@ struct vu_node {
 	char vpath[PATH_MAX];
 	size_t vlen;
 	const struct vu_rule *rule; /* the mapping rule it lies in */
-	int fd;                     /* host dir (O_PATH); for a cow the upper, -1 if not there */
-	int lower_fd;               /* cow: the lower dir, -1 if not there */
+	int fd;			    /* host dir (O_PATH); for a cow the upper, -1 if not there */
+	int lower_fd;		    /* cow: the lower dir, -1 if not there */
 	bool own_fd, own_lower;
 	bool opaque; /* cow: the upper hides the lower */
 	int proc;    /* VU_PROC_*: where in /proc we are */
@@ -222,18 +223,18 @@ enum { VU_PROC_NONE, VU_PROC_ROOT, VU_PROC_PID, VU_PROC_FD, VU_PROC_TASK };
 
 enum vu_magic {
 	VU_MAGIC_NONE,
-	VU_MAGIC_SELF,   /* /proc/self, /proc/thread-self */
-	VU_MAGIC_CWD,    /* /proc/N/cwd */
-	VU_MAGIC_ROOT,   /* /proc/N/root */
-	VU_MAGIC_EXE,    /* /proc/N/exe */
-	VU_MAGIC_FD,     /* /proc/N/fd/K */
+	VU_MAGIC_SELF, /* /proc/self, /proc/thread-self */
+	VU_MAGIC_CWD,  /* /proc/N/cwd */
+	VU_MAGIC_ROOT, /* /proc/N/root */
+	VU_MAGIC_EXE,  /* /proc/N/exe */
+	VU_MAGIC_FD,   /* /proc/N/fd/K */
 };
 
 /* The result of a walk: the parent directory and the last name, what is there (if anything). */
 struct vu_lookup {
 	struct vu_node dir;
 	char name[NAME_MAX + 1]; /* "" when the object is dir itself (a rule's root, "/") */
-	char vpath[PATH_MAX];    /* canonical path of the object in the view */
+	char vpath[PATH_MAX];	 /* canonical path of the object in the view */
 	size_t vlen;
 	bool exists;
 	bool lower; /* cow: the object is in the lower layer only */
@@ -241,16 +242,16 @@ struct vu_lookup {
 	unsigned attrs; /* VU_A_* of the object */
 	enum vu_magic magic;
 	char magic_target[PATH_MAX]; /* what readlink shows for a magic link */
-	int reopen_fd;               /* /proc/N/fd/K of a non-path file: a copy of it, else -1 */
+	int reopen_fd;		     /* /proc/N/fd/K of a non-path file: a copy of it, else -1 */
 };
 
-#define VU_FOLLOW 1    /* follow a symlink in the last component */
-#define VU_EMPTY 2     /* "" means the dirfd itself (AT_EMPTY_PATH) */
-#define VU_CREATE 4    /* the last component may be missing (creation) */
-#define VU_NOMAGIC 8   /* no /proc magic links in the last component (readlink wants them raw) */
+#define VU_FOLLOW 1  /* follow a symlink in the last component */
+#define VU_EMPTY 2   /* "" means the dirfd itself (AT_EMPTY_PATH) */
+#define VU_CREATE 4  /* the last component may be missing (creation) */
+#define VU_NOMAGIC 8 /* no /proc magic links in the last component (readlink wants them raw) */
 
-int vu_walk(struct vu_ctx *ctx, const struct vu_who *who, int dirfd, const char *path,
-	    int flags, struct vu_lookup *lk);
+int vu_walk(struct vu_ctx *ctx, const struct vu_who *who, int dirfd, const char *path, int flags,
+	    struct vu_lookup *lk);
 void vu_lookup_done(struct vu_lookup *lk);
 void vu_node_done(struct vu_node *n);
 /* Re-reach a canonical directory path of the view (no symlinks to follow). */
@@ -293,8 +294,7 @@ void vu_meta_stat(struct vu_ctx *ctx, const struct vu_pinfo *pi, int fd, const c
 		  struct stat *st);
 int vu_meta_chown(struct vu_ctx *ctx, int fd, const char *name, const struct stat *st, long uid,
 		  long gid);
-int vu_meta_chmod(struct vu_ctx *ctx, int fd, const char *name, const struct stat *st,
-		  mode_t mode);
+int vu_meta_chmod(struct vu_ctx *ctx, int fd, const char *name, const struct stat *st, mode_t mode);
 int vu_meta_mknod(struct vu_ctx *ctx, int fd, const char *name, mode_t mode, dev_t rdev);
 void vu_meta_free(struct vu_ctx *ctx);
 
@@ -322,8 +322,8 @@ struct vu_call {
 	struct seccomp_notif_resp *resp;
 	struct vu_who who;
 	struct vu_task *task; /* valid while the table lock is not needed: the caller is blocked */
-	bool readonly;        /* the call changes nothing: a stale read of its arguments is harmless */
-	bool done; /* answered already (fd injected) */
+	bool readonly; /* the call changes nothing: a stale read of its arguments is harmless */
+	bool done;     /* answered already (fd injected) */
 	int64_t val;
 	int err;
 	bool cont;
@@ -365,7 +365,8 @@ void vu_fail(struct vu_call *c, int err);
 /* Before a side effect: is the caller still waiting? (-ECANCELED if not) */
 int vu_confirm(struct vu_call *c);
 
-/* ---- vu_trace.c: printing calls ----------------------------------------------------------------- */
+/* ---- vu_trace.c: printing calls -----------------------------------------------------------------
+ */
 
 void vu_trace_call(const struct vu_call *c);
 /* Hooks: ask the loop side; returns true if the call was decided (answered). */
@@ -378,14 +379,15 @@ void vu_exec_enter(struct vu_ctx *ctx, struct vu_task *t);
 /* At PTRACE_EVENT_EXEC: check the kernel loaded what we allowed; hide the vDSO if asked. */
 bool vu_exec_check(struct vu_ctx *ctx, struct vu_task *t);
 
-/* ---- vu_super.c ------------------------------------------------------------------------------- */
+/* ---- vu_super.c -------------------------------------------------------------------------------
+ */
 
 /* Messages on the control socket between the supervisor and the spawning process. */
 enum vu_msg_type {
 	VU_MSG_STARTED = 1, /* value: the program's pid */
-	VU_MSG_FAILED,      /* value: errno of the program's first exec; text: message */
-	VU_MSG_EXITED,      /* value: wait status */
-	VU_MSG_HOOK,        /* call: the call, text: paths */
+	VU_MSG_FAILED,	    /* value: errno of the program's first exec; text: message */
+	VU_MSG_EXITED,	    /* value: wait status */
+	VU_MSG_HOOK,	    /* call: the call, text: paths */
 	VU_MSG_DECISION,    /* value: verdict, nr: errno, text: path */
 };
 

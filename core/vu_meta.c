@@ -253,8 +253,7 @@ static void set_mode(struct vu_meta *m, const void *arg)
 	m->has_mode = true;
 }
 
-int vu_meta_chmod(struct vu_ctx *ctx, int fd, const char *name, const struct stat *st,
-		  mode_t mode)
+int vu_meta_chmod(struct vu_ctx *ctx, int fd, const char *name, const struct stat *st, mode_t mode)
 {
 	return update(ctx, fd, name, st, set_mode, &mode);
 }

@@ -1,9 +1,9 @@
 /* vu_net.c: the network view: a network namespace (inside a user namespace when not root) whose
  * only interface is a tap, plugged into any plug URL of the fabric. The spawning process keeps
  * the tap and the plug on its loop; the program enters the namespaces before its first exec. */
-#include "vu_int.h"
 #include "netns.h"
 #include "plug.h"
+#include "vu_int.h"
 
 #include <errno.h>
 #include <stdio.h>

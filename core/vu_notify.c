@@ -2,8 +2,8 @@
  * arguments from the caller's memory (then checks the notification is still live), does the
  * call itself in the view and writes results back or injects fds. Calls that may block for long
  * (a FIFO open, a connect) go to a helper thread so the worker keeps answering the others. */
-#include "vu_int.h"
 #include "log.h"
+#include "vu_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -90,11 +90,11 @@ bool vu_notif_valid(const struct vu_call *c)
 int vu_reply_fd(struct vu_call *c, int fd, bool cloexec)
 {
 	struct seccomp_notif_addfd addfd = {
-		.id = c->req->id,
-		.flags = SECCOMP_ADDFD_FLAG_SEND,
-		.srcfd = (uint32_t)fd,
-		.newfd = 0,
-		.newfd_flags = cloexec ? O_CLOEXEC : 0,
+	    .id = c->req->id,
+	    .flags = SECCOMP_ADDFD_FLAG_SEND,
+	    .srcfd = (uint32_t)fd,
+	    .newfd = 0,
+	    .newfd_flags = cloexec ? O_CLOEXEC : 0,
 	};
 	int r = ioctl(c->ctx->listener, SECCOMP_IOCTL_NOTIF_ADDFD, &addfd);
 
@@ -170,13 +170,35 @@ void vu_call_finish(struct vu_call *c)
 static bool readonly_call(int nr)
 {
 	switch (nr) {
-	case SYS_stat: case SYS_lstat: case SYS_newfstatat: case SYS_statx: case SYS_fstat:
-	case SYS_access: case SYS_faccessat: case SYS_faccessat2: case SYS_readlink:
-	case SYS_readlinkat: case SYS_getcwd: case SYS_statfs: case SYS_getxattr:
-	case SYS_lgetxattr: case SYS_listxattr: case SYS_llistxattr: case SYS_getdents64:
-	case SYS_getdents: case SYS_uname: case SYS_getuid: case SYS_geteuid: case SYS_getgid:
-	case SYS_getegid: case SYS_getresuid: case SYS_getresgid: case SYS_getgroups:
-	case SYS_clock_gettime: case SYS_gettimeofday: case SYS_time:
+	case SYS_stat:
+	case SYS_lstat:
+	case SYS_newfstatat:
+	case SYS_statx:
+	case SYS_fstat:
+	case SYS_access:
+	case SYS_faccessat:
+	case SYS_faccessat2:
+	case SYS_readlink:
+	case SYS_readlinkat:
+	case SYS_getcwd:
+	case SYS_statfs:
+	case SYS_getxattr:
+	case SYS_lgetxattr:
+	case SYS_listxattr:
+	case SYS_llistxattr:
+	case SYS_getdents64:
+	case SYS_getdents:
+	case SYS_uname:
+	case SYS_getuid:
+	case SYS_geteuid:
+	case SYS_getgid:
+	case SYS_getegid:
+	case SYS_getresuid:
+	case SYS_getresgid:
+	case SYS_getgroups:
+	case SYS_clock_gettime:
+	case SYS_gettimeofday:
+	case SYS_time:
 		return true;
 	default:
 		return false;
@@ -194,7 +216,8 @@ static void handle(struct vu_ctx *ctx, struct vu_call *c, struct seccomp_notif *
 	if (nr == SYS_open || nr == SYS_openat) { /* opening to read changes nothing either */
 		uint64_t fl = req->data.args[nr == SYS_open ? 1 : 2];
 
-		c->readonly = (fl & O_ACCMODE) == O_RDONLY && !(fl & (O_CREAT | O_TRUNC | O_TMPFILE));
+		c->readonly =
+		    (fl & O_ACCMODE) == O_RDONLY && !(fl & (O_CREAT | O_TRUNC | O_TMPFILE));
 	}
 	c->ctx = ctx;
 	c->req = req;
@@ -216,7 +239,8 @@ static void handle(struct vu_ctx *ctx, struct vu_call *c, struct seccomp_notif *
 	vu_call_finish(c);
 }
 
-/* ---- deferred calls --------------------------------------------------------------------------- */
+/* ---- deferred calls ---------------------------------------------------------------------------
+ */
 
 struct deferred {
 	struct vu_call call;

@@ -26,8 +26,8 @@ static int unix_path(struct vu_call *c, struct sockaddr_un *addr, socklen_t *len
 {
 	struct vu_lookup lk;
 	size_t pl = *len > offsetof(struct sockaddr_un, sun_path)
-			    ? *len - offsetof(struct sockaddr_un, sun_path)
-			    : 0;
+			? *len - offsetof(struct sockaddr_un, sun_path)
+			: 0;
 	int e;
 
 	if (pl == 0 || addr->sun_path[0] == '\0')
@@ -66,8 +66,7 @@ static int unix_path(struct vu_call *c, struct sockaddr_un *addr, socklen_t *len
 	return e;
 }
 
-static int read_addr(struct vu_call *c, uint64_t addr, socklen_t len,
-		     struct sockaddr_storage *ss)
+static int read_addr(struct vu_call *c, uint64_t addr, socklen_t len, struct sockaddr_storage *ss)
 {
 	if (len > sizeof(*ss))
 		return -EINVAL;
@@ -474,7 +473,8 @@ static void sys_sendmmsg(struct vu_call *c)
 			break;
 		}
 		v[sent].msg_len = (unsigned)r;
-		vu_mem_write(c, VU_ARG(c, 1) + sent * sizeof(*v) + offsetof(struct mmsghdr, msg_len),
+		vu_mem_write(c,
+			     VU_ARG(c, 1) + sent * sizeof(*v) + offsetof(struct mmsghdr, msg_len),
 			     &v[sent].msg_len, sizeof(v[sent].msg_len));
 	}
 	free(v);

@@ -135,7 +135,8 @@ static bool handle_msg(struct vsq_vu_proc *p, bool block)
 
 static void ctl_ready(struct ev_loop *loop, ev_io *w, int revents)
 {
-	struct vsq_vu_proc *p = (struct vsq_vu_proc *)((char *)w - offsetof(struct vsq_vu_proc, ctl_w));
+	struct vsq_vu_proc *p =
+	    (struct vsq_vu_proc *)((char *)w - offsetof(struct vsq_vu_proc, ctl_w));
 
 	(void)loop;
 	(void)revents;
@@ -146,7 +147,8 @@ static void ctl_ready(struct ev_loop *loop, ev_io *w, int revents)
 
 static void sup_ready(struct ev_loop *loop, ev_io *w, int revents)
 {
-	struct vsq_vu_proc *p = (struct vsq_vu_proc *)((char *)w - offsetof(struct vsq_vu_proc, sup_w));
+	struct vsq_vu_proc *p =
+	    (struct vsq_vu_proc *)((char *)w - offsetof(struct vsq_vu_proc, sup_w));
 
 	(void)loop;
 	(void)revents;
@@ -169,8 +171,8 @@ static int start_cwd(struct vu_ctx *ctx, const char *cwd, char *err, size_t errl
 	int e;
 
 	if (!cwd) {
-		if (getcwd(real, sizeof(real)) && vu_unmap(ctx, real, ctx->start_cwd,
-							    sizeof(ctx->start_cwd)) == 0)
+		if (getcwd(real, sizeof(real)) &&
+		    vu_unmap(ctx, real, ctx->start_cwd, sizeof(ctx->start_cwd)) == 0)
 			cwd = ctx->start_cwd;
 		else
 			cwd = "/";

@@ -2,8 +2,8 @@
  * answers notifications in a worker thread, and in its main thread follows every task with
  * ptrace (fork, clone, exec, signals, stops). It ends when the program does, killing whatever
  * the program left running; if the supervisor dies, the kernel kills them all (EXITKILL). */
-#include "vu_int.h"
 #include "log.h"
+#include "vu_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -54,7 +54,8 @@ static void send_msg(struct vu_ctx *ctx, uint32_t type, int32_t value, const cha
 	pthread_mutex_unlock(&ctx->ctl_lock);
 }
 
-/* ---- the program's first steps (in the child) ------------------------------------------------- */
+/* ---- the program's first steps (in the child) -------------------------------------------------
+ */
 
 static void child_fail(int errfd, int err)
 {
@@ -80,7 +81,8 @@ static void run_program(const struct vsq_vu_spawn_opts *opts, int syncfd, int er
 	sigset_t none;
 	char go;
 	int listener, err = ENOENT;
-	unsigned long flags = SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
+	unsigned long flags =
+	    SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
 
 	for (int sig = 1; sig < NSIG; sig++)
 		if (sig != SIGKILL && sig != SIGSTOP)
@@ -135,7 +137,8 @@ static void run_program(const struct vsq_vu_spawn_opts *opts, int syncfd, int er
 				if (dl == 0)
 					snprintf(cand, sizeof(cand), "%s", argv[0]);
 				else
-					snprintf(cand, sizeof(cand), "%.*s/%s", (int)dl, p, argv[0]);
+					snprintf(cand, sizeof(cand), "%.*s/%s", (int)dl, p,
+						 argv[0]);
 				execve(cand, argv, envp);
 				if (errno != ENOENT && errno != ENOTDIR && errno != ESTALE)
 					err = errno;
@@ -148,7 +151,8 @@ static void run_program(const struct vsq_vu_spawn_opts *opts, int syncfd, int er
 	}
 }
 
-/* ---- following tasks ------------------------------------------------------------------------------ */
+/* ---- following tasks
+ * ------------------------------------------------------------------------------ */
 
 static struct vu_pinfo *pinfo_new(pid_t tgid, const struct vu_pinfo *from)
 {
@@ -472,7 +476,7 @@ int vu_supervise(struct vu_ctx *ctx, const struct vsq_vu_spawn_opts *opts, int c
 	close(sync[1]);
 	close(errp[1]);
 	fcntl(errp[0], F_SETFL, O_NONBLOCK);
-	umask(0); /* files made for the program get its umask, applied by hand */
+	umask(0);		   /* files made for the program get its umask, applied by hand */
 	prctl(PR_SET_DUMPABLE, 0); /* the program (same user) must not reach into us */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	signal(SIGINT, SIG_IGN);
@@ -490,7 +494,7 @@ int vu_supervise(struct vu_ctx *ctx, const struct vsq_vu_spawn_opts *opts, int c
 	}
 	if (ptrace(PTRACE_SEIZE, pid, 0,
 		   PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE |
-			   PTRACE_O_TRACEEXEC | PTRACE_O_TRACESECCOMP | PTRACE_O_EXITKILL) < 0) {
+		       PTRACE_O_TRACEEXEC | PTRACE_O_TRACESECCOMP | PTRACE_O_EXITKILL) < 0) {
 		e = errno;
 		kill(pid, SIGKILL);
 		send_msg(ctx, VU_MSG_FAILED, e, "cannot trace the program (ptrace)");

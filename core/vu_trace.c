@@ -15,23 +15,61 @@
 static int path_args(int nr)
 {
 	switch (nr) {
-	case SYS_open: case SYS_creat: case SYS_stat: case SYS_lstat: case SYS_access:
-	case SYS_readlink: case SYS_chdir: case SYS_mkdir: case SYS_mknod: case SYS_rmdir:
-	case SYS_unlink: case SYS_chmod: case SYS_chown: case SYS_lchown: case SYS_utime:
-	case SYS_utimes: case SYS_truncate: case SYS_statfs: case SYS_getxattr:
-	case SYS_lgetxattr: case SYS_setxattr: case SYS_lsetxattr: case SYS_listxattr:
-	case SYS_llistxattr: case SYS_removexattr: case SYS_lremovexattr: case SYS_execve:
+	case SYS_open:
+	case SYS_creat:
+	case SYS_stat:
+	case SYS_lstat:
+	case SYS_access:
+	case SYS_readlink:
+	case SYS_chdir:
+	case SYS_mkdir:
+	case SYS_mknod:
+	case SYS_rmdir:
+	case SYS_unlink:
+	case SYS_chmod:
+	case SYS_chown:
+	case SYS_lchown:
+	case SYS_utime:
+	case SYS_utimes:
+	case SYS_truncate:
+	case SYS_statfs:
+	case SYS_getxattr:
+	case SYS_lgetxattr:
+	case SYS_setxattr:
+	case SYS_lsetxattr:
+	case SYS_listxattr:
+	case SYS_llistxattr:
+	case SYS_removexattr:
+	case SYS_lremovexattr:
+	case SYS_execve:
 	case SYS_chroot:
 		return 1;
-	case SYS_openat: case SYS_openat2: case SYS_newfstatat: case SYS_statx:
-	case SYS_faccessat: case SYS_faccessat2: case SYS_readlinkat: case SYS_mkdirat:
-	case SYS_mknodat: case SYS_unlinkat: case SYS_fchmodat: case SYS_fchmodat2:
-	case SYS_fchownat: case SYS_utimensat: case SYS_futimesat: case SYS_execveat:
-	case SYS_inotify_add_watch: case SYS_name_to_handle_at:
+	case SYS_openat:
+	case SYS_openat2:
+	case SYS_newfstatat:
+	case SYS_statx:
+	case SYS_faccessat:
+	case SYS_faccessat2:
+	case SYS_readlinkat:
+	case SYS_mkdirat:
+	case SYS_mknodat:
+	case SYS_unlinkat:
+	case SYS_fchmodat:
+	case SYS_fchmodat2:
+	case SYS_fchownat:
+	case SYS_utimensat:
+	case SYS_futimesat:
+	case SYS_execveat:
+	case SYS_inotify_add_watch:
+	case SYS_name_to_handle_at:
 		return 2;
-	case SYS_rename: case SYS_link: case SYS_symlink:
+	case SYS_rename:
+	case SYS_link:
+	case SYS_symlink:
 		return 1 | (2 << 4);
-	case SYS_renameat: case SYS_renameat2: case SYS_linkat:
+	case SYS_renameat:
+	case SYS_renameat2:
+	case SYS_linkat:
 		return 2 | (4 << 4);
 	case SYS_symlinkat:
 		return 1 | (3 << 4);
@@ -108,8 +146,7 @@ void vu_trace_call(const struct vu_call *c)
 				      strerrorname_np(-c->err) ? strerrorname_np(-c->err) : "E?",
 				      strerror(-c->err));
 	else
-		n += (size_t)snprintf(line + n, sizeof(line) - n, ") = %lld\n",
-				      (long long)c->val);
+		n += (size_t)snprintf(line + n, sizeof(line) - n, ") = %lld\n", (long long)c->val);
 	if (write(c->ctx->trace_fd, line, n) < 0) {
 		/* a trace that cannot be written is dropped */
 	}
@@ -170,7 +207,8 @@ bool vu_hook_call(struct vu_call *c)
 
 			if (idx >= 2 && (pa & 15) == 2 && k == 0)
 				dirfd = (int)(int32_t)c->req->data.args[0];
-			if (k == 1 && (nr == SYS_renameat || nr == SYS_renameat2 || nr == SYS_linkat))
+			if (k == 1 &&
+			    (nr == SYS_renameat || nr == SYS_renameat2 || nr == SYS_linkat))
 				dirfd = (int)(int32_t)c->req->data.args[2];
 			if (k == 1 && nr == SYS_symlinkat)
 				dirfd = (int)(int32_t)c->req->data.args[1];

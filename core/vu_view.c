@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 __attribute__((format(printf, 3, 4))) static int fail(struct vsq_vu_view *v, int err,
-						       const char *fmt, ...)
+						      const char *fmt, ...)
 {
 	va_list ap;
 

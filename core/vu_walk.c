@@ -322,8 +322,7 @@ static int step_run(struct walk *w)
 	int count = 0, fd;
 	unsigned a;
 
-	if (cur->proc != VU_PROC_NONE || (cur->rule->kind == VU_COW && cur->fd >= 0) ||
-	    cur->fd < 0)
+	if (cur->proc != VU_PROC_NONE || (cur->rule->kind == VU_COW && cur->fd >= 0) || cur->fd < 0)
 		return 0;
 	memcpy(v, cur->vpath, vlen + 1);
 	for (;;) {
@@ -532,8 +531,8 @@ static enum vu_magic magic_kind(const struct vu_node *cur, const char *name, int
 /* Files of other processes' /proc dirs that would reach outside the view. */
 static bool proc_private(const struct vu_node *cur, const char *name)
 {
-	static const char *const names[] = {"map_files", "mem", "environ", "fdinfo", "fd",
-					    "cwd",       "root", "exe"};
+	static const char *const names[] = {"map_files", "mem", "environ", "fdinfo",
+					    "fd",	 "cwd", "root",	   "exe"};
 
 	if (cur->proc != VU_PROC_PID)
 		return false;
@@ -646,8 +645,8 @@ static int step_last(struct walk *w, const char *name, bool slash, struct vu_loo
 			return -ENOTDIR;
 		return 0;
 	}
-	if (cur->proc != VU_PROC_NONE && !(cur->proc == VU_PROC_PID && traced(ctx, cur->proc_tid)) &&
-	    proc_private(cur, name))
+	if (cur->proc != VU_PROC_NONE &&
+	    !(cur->proc == VU_PROC_PID && traced(ctx, cur->proc_tid)) && proc_private(cur, name))
 		return -EACCES;
 	mk = magic_kind(cur, name, &fdnum);
 	if (mk == VU_MAGIC_SELF) {
@@ -879,12 +878,12 @@ int vu_node_at(struct vu_ctx *ctx, const char *vpath, struct vu_node *n)
 		for (int i = 0; plain && i < ctx->nproc_vpaths; i++)
 			plain = !vu_path_under(vpath, vlen, ctx->proc_vpaths[i],
 					       strlen(ctx->proc_vpaths[i])) &&
-				!vu_path_under(ctx->proc_vpaths[i], strlen(ctx->proc_vpaths[i]), vpath,
-					       vlen);
+				!vu_path_under(ctx->proc_vpaths[i], strlen(ctx->proc_vpaths[i]),
+					       vpath, vlen);
 		if (plain) {
-			int fd = sys_openat2(m->fd, rel, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
-					     RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH |
-						 RESOLVE_NO_MAGICLINKS);
+			int fd = sys_openat2(
+			    m->fd, rel, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+			    RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS);
 
 			if (fd >= 0) {
 				memcpy(n->vpath, vpath, vlen + 1);
@@ -936,9 +935,9 @@ int vu_node_at(struct vu_ctx *ctx, const char *vpath, struct vu_node *n)
 		if (lk.dir.rule->kind == VU_COW && lk.dir.lower_fd >= 0) {
 			next.opaque = cow_opaque(next.fd);
 			if (!next.opaque) {
-				next.lower_fd = openat(lk.dir.lower_fd, lk.name,
-						       O_PATH | O_NOFOLLOW | O_DIRECTORY |
-							   O_CLOEXEC);
+				next.lower_fd =
+				    openat(lk.dir.lower_fd, lk.name,
+					   O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
 				next.own_lower = next.lower_fd >= 0;
 			}
 		}

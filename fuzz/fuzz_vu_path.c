@@ -47,7 +47,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_canonical(base);
 	if (vu_path_normalize(base, path, out, sizeof(out)) == 0) {
 		check_canonical(out);
-		if (vu_path_normalize("/", out, again, sizeof(again)) != 0 || strcmp(out, again) != 0)
+		if (vu_path_normalize("/", out, again, sizeof(again)) != 0 ||
+		    strcmp(out, again) != 0)
 			abort();
 		if (path[0] != '/' && strstr(path, "..") == NULL &&
 		    !vu_path_under(out, strlen(out), base, strlen(base)))
@@ -62,7 +63,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (!vu_path_under(out, strlen(out), parent, l))
 				abort();
 			if (strcmp(out, "/") != 0) {
-				if (vu_path_join(joined, sizeof(joined), parent, vu_path_base(out)) != 0 ||
+				if (vu_path_join(joined, sizeof(joined), parent,
+						 vu_path_base(out)) != 0 ||
 				    strcmp(joined, out) != 0)
 					abort();
 			}

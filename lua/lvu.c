@@ -78,8 +78,8 @@ static const char *field_str(lua_State *L, int t, const char *key, const char *w
  * {root = DIR}, {cow = P, overlay = DIR}, {tmp = P}. */
 static void add_fs_rule(lua_State *L, struct lview *v, int t, int i)
 {
-	static const char *const known[] = {"bind", "at", "hide", "deny", "ro", "root",
-					    "cow", "overlay", "tmp", NULL};
+	static const char *const known[] = {"bind", "at",  "hide",    "deny", "ro",
+					    "root", "cow", "overlay", "tmp",  NULL};
 	static const char *const kinds[] = {"bind", "hide", "deny", "ro", "root", "cow", "tmp"};
 	const char *kind = NULL, *a, *b;
 	char what[32];
@@ -87,8 +87,10 @@ static void add_fs_rule(lua_State *L, struct lview *v, int t, int i)
 
 	snprintf(what, sizeof(what), "fs[%d]", i);
 	if (!lua_istable(L, t))
-		luaL_error(L, "vu.view: %s must be a table like {bind = \"/host\", at = \"/path\"}, got %s",
-			   what, luaL_typename(L, t));
+		luaL_error(
+		    L,
+		    "vu.view: %s must be a table like {bind = \"/host\", at = \"/path\"}, got %s",
+		    what, luaL_typename(L, t));
 	vsq_lua_check_options(L, t, what, known);
 	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
 		if (lua_getfield(L, t, kinds[k]) != LUA_TNIL) {
@@ -100,21 +102,25 @@ static void add_fs_rule(lua_State *L, struct lview *v, int t, int i)
 		lua_pop(L, 1);
 	}
 	if (!kind)
-		luaL_error(L, "vu.view: %s names no rule (bind, hide, deny, ro, root, cow, tmp)", what);
+		luaL_error(L, "vu.view: %s names no rule (bind, hide, deny, ro, root, cow, tmp)",
+			   what);
 	a = field_str(L, t, kind, what);
 	if (strcmp(kind, "bind") == 0) {
 		if (!(b = field_str(L, t, "at", what)))
-			luaL_error(L, "vu.view: %s: bind needs \"at\" (the path in the view)", what);
+			luaL_error(L, "vu.view: %s: bind needs \"at\" (the path in the view)",
+				   what);
 		e = vsq_vu_view_bind(v->view, a, b);
 		summary_add(v, " bind %s:%s", a, b);
 	} else if (strcmp(kind, "cow") == 0) {
 		if (!(b = field_str(L, t, "overlay", what)))
-			luaL_error(L, "vu.view: %s: cow needs \"overlay\" (a host directory)", what);
+			luaL_error(L, "vu.view: %s: cow needs \"overlay\" (a host directory)",
+				   what);
 		e = vsq_vu_view_cow(v->view, a, b);
 		summary_add(v, " cow %s:%s", a, b);
 	} else {
 		if (field_str(L, t, "at", what) || field_str(L, t, "overlay", what))
-			luaL_error(L, "vu.view: %s: \"%s\" takes no \"at\" or \"overlay\"", what, kind);
+			luaL_error(L, "vu.view: %s: \"%s\" takes no \"at\" or \"overlay\"", what,
+				   kind);
 		if (strcmp(kind, "hide") == 0)
 			e = vsq_vu_view_hide(v->view, a);
 		else if (strcmp(kind, "deny") == 0)
@@ -161,8 +167,9 @@ static void set_time(lua_State *L, struct lview *v, int idx)
 		double d = strtod(s[0] == '@' ? s + 1 : s, &end);
 
 		if (end == (s[0] == '@' ? s + 1 : s) || *end)
-			luaL_error(L, "vu.view: time \"%s\" must be an offset in seconds (\"-3600\") "
-				      "or \"@EPOCH\" for a frozen clock",
+			luaL_error(L,
+				   "vu.view: time \"%s\" must be an offset in seconds (\"-3600\") "
+				   "or \"@EPOCH\" for a frozen clock",
 				   s);
 		e = s[0] == '@' ? vsq_vu_view_time_frozen(v->view, d)
 				: vsq_vu_view_time_offset(v->view, d);
@@ -188,7 +195,7 @@ static void set_time(lua_State *L, struct lview *v, int idx)
 
 static void set_uname(lua_State *L, struct lview *v, int idx)
 {
-	static const char *const fields[] = {"sysname", "nodename", "release", "version",
+	static const char *const fields[] = {"sysname", "nodename",   "release", "version",
 					     "machine", "domainname", NULL};
 
 	luaL_checktype(L, idx, LUA_TTABLE);
@@ -204,8 +211,8 @@ static void set_uname(lua_State *L, struct lview *v, int idx)
 /* vu.view{fs=, uid=, gid=, groups=, hostname=, uname=, time=, net=, hooks=, trace=} */
 static int l_view(lua_State *L)
 {
-	static const char *const known[] = {"fs",   "uid",   "gid",   "groups", "hostname", "uname",
-					    "time", "net",   "hooks", "trace",  NULL};
+	static const char *const known[] = {"fs",   "uid", "gid",   "groups", "hostname", "uname",
+					    "time", "net", "hooks", "trace",  NULL};
 	struct lview *v;
 	long uid, gid;
 
@@ -243,8 +250,8 @@ static int l_view(lua_State *L)
 
 			g = lua_tointegerx(L, -1, &isnum);
 			if (!isnum || g < 0 || g > 0xfffffffe || n == 64)
-				return luaL_error(L, "vu.view: groups[%d] must be a group id (at most 64)",
-						  i);
+				return luaL_error(
+				    L, "vu.view: groups[%d] must be a group id (at most 64)", i);
 			groups[n++] = (gid_t)g;
 			lua_pop(L, 1);
 		}
@@ -305,13 +312,15 @@ static int l_view(lua_State *L)
 		lua_getiuservalue(L, -2, 1);
 		lua_pushnil(L);
 		while (lua_next(L, t)) {
-			const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+			const char *name =
+			    lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
 
 			if (!name)
-				return luaL_error(L, "vu.view: hooks keys must be system call names");
+				return luaL_error(L,
+						  "vu.view: hooks keys must be system call names");
 			if (!lua_isfunction(L, -1))
-				return luaL_error(L, "vu.view: hooks.%s must be a function, got %s", name,
-						  luaL_typename(L, -1));
+				return luaL_error(L, "vu.view: hooks.%s must be a function, got %s",
+						  name, luaL_typename(L, -1));
 			if (vsq_vu_view_hook(v->view, name) < 0)
 				return luaL_error(L, "vu.view: %s", vsq_vu_view_error(v->view));
 			lua_pushvalue(L, -2);
@@ -478,8 +487,7 @@ static int stdio_opt(lua_State *L, int opts, const char *key)
 		lua_pop(L, 1);
 		return -1;
 	}
-	if (!lua_isinteger(L, -1) || (fd = (int)lua_tointeger(L, -1)) < 0 ||
-	    fcntl(fd, F_GETFD) < 0)
+	if (!lua_isinteger(L, -1) || (fd = (int)lua_tointeger(L, -1)) < 0 || fcntl(fd, F_GETFD) < 0)
 		luaL_error(L, "vu: option %s must be an open file descriptor, got %s", key,
 			   luaL_tolstring(L, -1, NULL));
 	lua_pop(L, 1);
@@ -521,7 +529,8 @@ static int start(lua_State *L)
 			lua_pushnil(L);
 			while (lua_next(L, t)) {
 				if (lua_type(L, -2) != LUA_TSTRING ||
-				    (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER))
+				    (lua_type(L, -1) != LUA_TSTRING &&
+				     lua_type(L, -1) != LUA_TNUMBER))
 					return luaL_error(L, "vu: env must map names to strings");
 				envp[n++] = lua_pushfstring(L, "%s=%s", lua_tostring(L, -2),
 							    lua_tostring(L, -1));
@@ -614,7 +623,7 @@ static int signal_number(lua_State *L, int idx)
 	static const struct {
 		const char *name;
 		int sig;
-	} names[] = {{"TERM", SIGTERM}, {"KILL", SIGKILL}, {"INT", SIGINT}, {"HUP", SIGHUP},
+	} names[] = {{"TERM", SIGTERM}, {"KILL", SIGKILL}, {"INT", SIGINT},   {"HUP", SIGHUP},
 		     {"QUIT", SIGQUIT}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"STOP", SIGSTOP},
 		     {"CONT", SIGCONT}, {"ALRM", SIGALRM}, {"PIPE", SIGPIPE}};
 	const char *s;
@@ -748,19 +757,23 @@ static int view_run(lua_State *L)
 	return vsq_lua_wait(L, &p->waiter, -1, (lua_KContext)p, run_continue);
 }
 
-static const luaL_Reg view_meta[] = {
-	{"__index", NULL},	   {"__gc", view_close}, {"__close", view_close},
-	{"__tostring", view_tostring}, {NULL, NULL}};
+static const luaL_Reg view_meta[] = {{"__index", NULL},
+				     {"__gc", view_close},
+				     {"__close", view_close},
+				     {"__tostring", view_tostring},
+				     {NULL, NULL}};
 static const luaL_Reg view_meth[] = {
-	{"run", view_run}, {"spawn", view_spawn}, {"close", view_close}, {NULL, NULL}};
+    {"run", view_run}, {"spawn", view_spawn}, {"close", view_close}, {NULL, NULL}};
 static const luaL_Reg proc_meth[] = {{"wait", proc_wait},
 				     {"kill", proc_kill},
 				     {"running", proc_running},
 				     {"close", proc_close},
 				     {NULL, NULL}};
-static const luaL_Reg proc_meta[] = {
-	{"__index", proc_index}, {"__gc", proc_close}, {"__close", proc_close},
-	{"__tostring", proc_tostring}, {NULL, NULL}};
+static const luaL_Reg proc_meta[] = {{"__index", proc_index},
+				     {"__gc", proc_close},
+				     {"__close", proc_close},
+				     {"__tostring", proc_tostring},
+				     {NULL, NULL}};
 
 static const luaL_Reg funcs[] = {{"view", l_view}, {NULL, NULL}};
 
