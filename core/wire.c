@@ -421,9 +421,10 @@ static void wire_leave(struct vsq_wire *w)
 		really_free(w);
 }
 
-static int wire_receive(struct vsq_port *port, const uint8_t *frame, size_t len)
+/* Everything but the fast path, apart so that the fast path pays for none of its set-up. */
+static __attribute__((noinline)) int receive_impaired(struct wire_end *end, const uint8_t *frame,
+						      size_t len)
 {
-	struct wire_end *end = (struct wire_end *)port;
 	struct vsq_wire *w = end->wire;
 	int d = end->side;
 	struct wire_direction *dir = &w->dirs[d];
@@ -432,15 +433,6 @@ static int wire_receive(struct vsq_port *port, const uint8_t *frame, size_t len)
 	struct wire_frame *f;
 	int rc;
 
-	if (end->fast) {
-		/* The fast path: an unimpaired wire is a plain link. No numbering is needed (with
-		 * nothing queued nothing can be overtaken), port.c counts what passes, and the far
-		 * end checks what it is given, as it would on a plain link. */
-		rc = vsq_port_send(end->other, frame, len);
-		if (rc < 0)
-			fast_refused(w, d, rc, len);
-		return rc;
-	}
 	if (len < VSQ_FRAME_MIN || len > VSQ_FRAME_MAX || w->dead) {
 		rc = -EINVAL;
 		goto refused;
@@ -493,6 +485,22 @@ refused:
 		dir->in_refused_frames++;
 		dir->in_refused_bytes += len;
 	}
+	return rc;
+}
+
+static int wire_receive(struct vsq_port *port, const uint8_t *frame, size_t len)
+{
+	struct wire_end *end = (struct wire_end *)port;
+	int rc;
+
+	if (__builtin_expect(!end->fast, 0))
+		return receive_impaired(end, frame, len);
+	/* The fast path: an unimpaired wire is a plain link. No numbering is needed (with nothing
+	 * queued nothing can be overtaken), port.c counts what passes, and the far end checks
+	 * what it is given, as it would on a plain link. */
+	rc = vsq_port_send(end->other, frame, len);
+	if (rc < 0)
+		fast_refused(end->wire, end->side, rc, len);
 	return rc;
 }
 
