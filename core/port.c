@@ -76,6 +76,10 @@ int vsq_port_send(struct vsq_port *port, const uint8_t *frame, size_t len)
 	port->counters.out_bytes += len;
 	if (port->taps)
 		run_taps(port, VSQ_DIR_OUT, frame, len);
+	/* before receive: a peer that answers at once (slirp, a stack) must not have its answer
+	 * captured ahead of the frame that caused it */
+	if (peer->taps)
+		run_taps(peer, VSQ_DIR_IN, frame, len);
 	rc = peer->ops->receive(peer, frame, len);
 	if (rc < 0) {
 		peer->counters.drops++;
@@ -83,7 +87,5 @@ int vsq_port_send(struct vsq_port *port, const uint8_t *frame, size_t len)
 	}
 	peer->counters.in_frames++;
 	peer->counters.in_bytes += len;
-	if (peer->taps)
-		run_taps(peer, VSQ_DIR_IN, frame, len);
 	return rc;
 }
