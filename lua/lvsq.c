@@ -464,12 +464,11 @@ static int core_run_once(lua_State *L)
 	return 1;
 }
 
+static double monotonic_now(void);
+
 static int core_now(lua_State *L)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+	lua_pushnumber(L, monotonic_now());
 	return 1;
 }
 
@@ -610,11 +609,22 @@ static void fired_cb(struct ev_loop *loop, ev_check *w, int revents)
 	free(batch);
 }
 
-/* core.timer(after_s, repeat_s, fn) -> timer (started) */
+static double monotonic_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* core.timer(after_s, repeat_s, fn [, at]) -> timer (started). With `at` (a vsq.now() time)
+ * the timer is due then, whatever time passed before this call. */
 static int core_timer(lua_State *L)
 {
 	struct loopstate *ls = get_loopstate(L);
 	double after = luaL_checknumber(L, 1), rep = luaL_optnumber(L, 2, 0);
+	int absolute = !lua_isnoneornil(L, 4);
+	double at = absolute ? luaL_checknumber(L, 4) : 0;
 	struct luawatch *lw;
 
 	luaL_checktype(L, 3, LUA_TFUNCTION);
@@ -631,7 +641,14 @@ static int core_timer(lua_State *L)
 	lw->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	luaL_setmetatable(L, TIMER_MT);
 	ev_now_update(ls->loop); /* count from now, not from the start of this loop iteration */
-	lw->deadline = ev_now(ls->loop) + after;
+	if (absolute) {
+		double now = monotonic_now();
+
+		after = at > now ? at - now : 0;
+		lw->deadline = at;
+	} else {
+		lw->deadline = monotonic_now() + after;
+	}
 	lw->seq = ++timer_seq;
 	ev_timer_init(&lw->w.timer, timer_cb, after, rep);
 	ev_timer_start(ls->loop, &lw->w.timer);

@@ -197,22 +197,37 @@ return function(core)
   --- Seconds on a monotonic clock (for measuring intervals).
   M.now = core.now
 
+  local function sleep_until(deadline, seconds)
+    local t = current()
+    local done = false
+    if not t then
+      local tm <close> = core.timer(seconds, 0, function() done = true end, deadline)
+      while not done do core.run_once() end
+      return
+    end
+    local tm <close> = core.timer(seconds, 0, function() done = true; core.wake(t.co) end, deadline)
+    while not done do park(t) end
+  end
+
+  local function bad_time(name, v, what)
+    error(("bad argument #1 to '%s' (%s expected, got %s)"):format(name, what,
+      type(v) == "number" and tostring(v) or type(v)), 3)
+  end
+
   --- Wait `seconds`. Inside a task it lets other tasks and the loop run; outside a task
   -- (stock lua5.4, the REPL's own code) it runs the loop for that long.
   function M.sleep(seconds)
     if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then
-      error(("bad argument #1 to 'sleep' (non-negative number expected, got %s)"):format(
-        type(seconds) == "number" and tostring(seconds) or type(seconds)), 2)
+      bad_time("sleep", seconds, "non-negative number")
     end
-    local t = current()
-    local done = false
-    if not t then
-      local tm <close> = core.timer(seconds, 0, function() done = true end)
-      while not done do core.run_once() end
-      return
-    end
-    local tm <close> = core.timer(seconds, 0, function() done = true; core.wake(t.co) end)
-    while not done do park(t) end
+    sleep_until(core.now() + seconds, seconds)
+  end
+
+  --- Wait until vsq.now() reaches `deadline` (returns at once if it has). Tasks sleeping
+  -- until deadlines wake in the order of their deadlines.
+  function M.sleep_until(deadline)
+    if type(deadline) ~= "number" or deadline ~= deadline then bad_time("sleep_until", deadline, "number") end
+    sleep_until(deadline, 0)
   end
 
   --- Let other ready tasks run, then continue.
