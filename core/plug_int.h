@@ -36,6 +36,7 @@ struct vsq_plug_stream {
 	struct vsq_plug *plug;
 	int in_fd, out_fd; /* -1 while detached */
 	ev_io read_watcher, write_watcher;
+	ev_prepare flush_prepare; /* writes what a burst of sends queued, before the loop sleeps */
 	/* The other end closed or failed (-errno). NULL: the plug goes down. */
 	void (*on_eof)(struct vsq_plug_stream *stream, int err);
 	struct vsq_stream_decoder decoder;
@@ -49,7 +50,8 @@ int vsq_plug_stream_init(struct vsq_plug_stream *stream, struct vsq_plug *plug,
 void vsq_plug_stream_attach(struct vsq_plug_stream *stream, int in_fd, int out_fd);
 /* Stop watching the fds and forget partial frames; the fds are not closed. */
 void vsq_plug_stream_detach(struct vsq_plug_stream *stream);
-/* -ENOTCONN while detached, else vsq_stream_write_frame's result. */
+/* Queue a frame; the frames queued while the loop handles one round of events go out in one
+ * write before it sleeps again. -ENOTCONN while detached, -ENOBUFS when the queue is full. */
 int vsq_plug_stream_send(struct vsq_plug_stream *stream, const uint8_t *frame, size_t len);
 /* Write out what is queued, waiting up to timeout_ms for the reader (used when closing). */
 void vsq_plug_stream_drain(struct vsq_plug_stream *stream, int timeout_ms);

@@ -88,6 +88,21 @@ static void stream_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 		ev_io_stop(loop, w);
 }
 
+static void stream_flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct vsq_plug_stream *stream = container_of(w, struct vsq_plug_stream, flush_prepare);
+	int rc;
+
+	ev_prepare_stop(loop, w);
+	rc = vsq_stream_writer_flush(&stream->writer, stream->out_fd);
+	if (rc < 0) {
+		stream_eof(stream, rc);
+		return;
+	}
+	if (vsq_stream_writer_pending(&stream->writer))
+		ev_io_start(loop, &stream->write_watcher); /* the reader is slow: wait for room */
+}
+
 int vsq_plug_stream_init(struct vsq_plug_stream *stream, struct vsq_plug *plug,
 			 unsigned prefix_bytes)
 {
@@ -97,6 +112,7 @@ int vsq_plug_stream_init(struct vsq_plug_stream *stream, struct vsq_plug *plug,
 	vsq_stream_decoder_init(&stream->decoder, prefix_bytes, &stream_decoder_ops, stream);
 	ev_init(&stream->read_watcher, stream_read_cb);
 	ev_init(&stream->write_watcher, stream_write_cb);
+	ev_prepare_init(&stream->flush_prepare, stream_flush_cb);
 	return vsq_stream_writer_init(&stream->writer, prefix_bytes, STREAM_QUEUE_BYTES);
 }
 
@@ -128,6 +144,7 @@ void vsq_plug_stream_detach(struct vsq_plug_stream *stream)
 
 	ev_io_stop(loop, &stream->read_watcher);
 	ev_io_stop(loop, &stream->write_watcher);
+	ev_prepare_stop(loop, &stream->flush_prepare);
 	stream->in_fd = -1;
 	stream->out_fd = -1;
 	vsq_stream_decoder_reset(&stream->decoder);
@@ -140,14 +157,12 @@ int vsq_plug_stream_send(struct vsq_plug_stream *stream, const uint8_t *frame, s
 
 	if (stream->out_fd < 0)
 		return -ENOTCONN;
-	rc = vsq_stream_write_frame(&stream->writer, stream->out_fd, frame, len);
-	if (rc < 0 && rc != -ENOBUFS && rc != -EMSGSIZE) {
-		stream_eof(stream, rc);
+	rc = vsq_stream_queue_frame(&stream->writer, frame, len);
+	if (rc < 0)
 		return rc;
-	}
-	if (vsq_stream_writer_pending(&stream->writer) && !ev_is_active(&stream->write_watcher))
-		ev_io_start(vsq_plug_loop(stream->plug), &stream->write_watcher);
-	return rc;
+	if (!ev_is_active(&stream->flush_prepare) && !ev_is_active(&stream->write_watcher))
+		ev_prepare_start(vsq_plug_loop(stream->plug), &stream->flush_prepare);
+	return 0;
 }
 
 void vsq_plug_stream_drain(struct vsq_plug_stream *stream, int timeout_ms)

@@ -179,43 +179,17 @@ static int would_block(int err)
 	return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
 }
 
-int vsq_stream_write_frame(struct vsq_stream_writer *w, int fd, const uint8_t *frame, size_t len)
+int vsq_stream_queue_frame(struct vsq_stream_writer *w, const uint8_t *frame, size_t len)
 {
 	uint8_t prefix[4];
-	size_t total = w->prefix_bytes + len;
-	ssize_t written;
 
 	if (len > VSQ_FRAME_MAX)
 		return -EMSGSIZE;
+	if (w->capacity - w->queued < w->prefix_bytes + len)
+		return -ENOBUFS;
 	store_be(prefix, w->prefix_bytes, len);
-	if (w->queued) {
-		if (w->capacity - w->queued < total)
-			return -ENOBUFS;
-		ring_append(w, prefix, w->prefix_bytes);
-		ring_append(w, frame, len);
-		return 0;
-	}
-	struct iovec iov[2] = {
-	    {.iov_base = prefix, .iov_len = w->prefix_bytes},
-	    {.iov_base = (void *)frame, .iov_len = len},
-	};
-	written = write_vector(w, fd, iov, 2);
-	if (written < 0) {
-		if (!would_block(errno))
-			return -errno;
-		written = 0;
-	}
-	if ((size_t)written == total)
-		return 0;
-	/* Keep the rest of this frame so the stream never carries half a frame. */
-	w->head = 0;
-	if ((size_t)written < w->prefix_bytes) {
-		ring_append(w, prefix + written, w->prefix_bytes - (size_t)written);
-		ring_append(w, frame, len);
-	} else {
-		ring_append(w, frame + ((size_t)written - w->prefix_bytes),
-			    total - (size_t)written);
-	}
+	ring_append(w, prefix, w->prefix_bytes);
+	ring_append(w, frame, len);
 	return 0;
 }
 

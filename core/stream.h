@@ -48,8 +48,9 @@ int vsq_stream_decode(struct vsq_stream_decoder *dec, const uint8_t *bytes, size
 /* Forget a partial frame (the connection was replaced). */
 void vsq_stream_decoder_reset(struct vsq_stream_decoder *dec);
 
-/* Frames written to a non-blocking fd: what the fd does not take at once waits in a bounded
- * buffer allocated once; a frame that does not fit is dropped, never split or blocked on. */
+/* Frames for a non-blocking fd: queued in a bounded ring allocated once and written in batches
+ * (one writev for many frames); a frame that does not fit is dropped, never split or blocked
+ * on, so the stream only ever carries whole frames. */
 struct vsq_stream_writer {
 	unsigned prefix_bytes;
 	uint8_t *buf; /* ring of queued bytes */
@@ -64,10 +65,9 @@ int vsq_stream_writer_init(struct vsq_stream_writer *w, unsigned prefix_bytes,
 			   size_t capacity_bytes);
 void vsq_stream_writer_free(struct vsq_stream_writer *w);
 void vsq_stream_writer_reset(struct vsq_stream_writer *w);
-/* Write one frame with its prefix. Returns 0 (written or queued), -ENOBUFS (queue full,
- * dropped), -EMSGSIZE (too long for the prefix), or -errno from the fd (EPIPE, ...). The caller
- * watches the fd for writing while vsq_stream_writer_pending() is non-zero. */
-int vsq_stream_write_frame(struct vsq_stream_writer *w, int fd, const uint8_t *frame, size_t len);
+/* Queue one frame with its prefix without writing it (the caller flushes a batch later):
+ * 0, -ENOBUFS (queue full, dropped) or -EMSGSIZE. */
+int vsq_stream_queue_frame(struct vsq_stream_writer *w, const uint8_t *frame, size_t len);
 /* Write what is queued. 0 (possibly with bytes still pending) or -errno. */
 int vsq_stream_writer_flush(struct vsq_stream_writer *w, int fd);
 static inline size_t vsq_stream_writer_pending(const struct vsq_stream_writer *w)
