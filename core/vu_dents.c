@@ -111,8 +111,10 @@ static int build(struct vu_ctx *ctx, const char *vpath, struct list *l)
 	if (n.rule->kind == VU_COW && n.lower_fd >= 0 && !n.opaque &&
 	    (e = read_dir(n.lower_fd, &lower, NULL)) < 0)
 		goto out;
-	qsort(upper.e, upper.n, sizeof(*upper.e), by_name);
-	qsort(wh.e, wh.n, sizeof(*wh.e), by_name);
+	if (upper.n) /* qsort(NULL, 0, ...) is undefined */
+		qsort(upper.e, upper.n, sizeof(*upper.e), by_name);
+	if (wh.n)
+		qsort(wh.e, wh.n, sizeof(*wh.e), by_name);
 	if ((e = add(l, ".", 0, DT_DIR)) < 0 || (e = add(l, "..", 0, DT_DIR)) < 0)
 		goto out;
 	if (fstat(n.fd >= 0 ? n.fd : n.lower_fd, &st) == 0)
