@@ -22,13 +22,14 @@ extern const struct vsq_plug_scheme vsq_plug_scheme_cmd;
 extern const struct vsq_plug_scheme vsq_plug_scheme_qemu_stream;
 extern const struct vsq_plug_scheme vsq_plug_scheme_qemu_dgram;
 extern const struct vsq_plug_scheme vsq_plug_scheme_slirp;
+extern const struct vsq_plug_scheme vsq_plug_scheme_seqpacket;
 extern const struct vsq_plug_scheme vsq_plug_scheme_vxvde; /* plug_vxvde.c */
 extern const struct vsq_plug_scheme vsq_plug_scheme_vxlan; /* plug_vxlan.c */
 #define VSQ_PLUG_BUILTIN_SCHEMES                                                                   \
 	&vsq_plug_scheme_vde, &vsq_plug_scheme_ptp, &vsq_plug_scheme_udp, &vsq_plug_scheme_tap,    \
 	    &vsq_plug_scheme_cmd, &vsq_plug_scheme_stream, &vsq_plug_scheme_qemu_stream,           \
 	    &vsq_plug_scheme_qemu_dgram, &vsq_plug_scheme_slirp, &vsq_plug_scheme_vxvde,           \
-	    &vsq_plug_scheme_vxlan, &vsq_plug_scheme_null
+	    &vsq_plug_scheme_vxlan, &vsq_plug_scheme_seqpacket, &vsq_plug_scheme_null
 
 /* A length-prefixed frame stream on an fd pair, shared by stream://, cmd:// and qemu://:
  * reads reassembled into frames for the plug, writes queued while the fd is full. */
