@@ -20,7 +20,7 @@ local function session()
       if left <= 0 then error(("REPL never showed %q; it showed %q"):format(pattern, s.seen), 2) end
       local chunk = p.stdout:read(4096, left)
       if not chunk then error(("REPL ended before showing %q; it showed %q"):format(pattern, s.seen), 2) end
-      s.seen = s.seen .. chunk:gsub("\27%[[%d;?]*[a-zA-Z]", ""):gsub("\r", "")
+      s.seen = s.seen .. chunk:gsub("\27%[[%d;?]*[a-zA-Z]", ""):gsub("[\r\7]", "")
     end
   end
   function s.send(keys) p.stdin:write(keys) end
@@ -64,8 +64,8 @@ describe("the REPL", function()
   end)
 
   it("completes globals and fields with tab", function()
-    s.send("vsq.sle\t")
-    s.expect("vsq%.sleep")
+    s.send("vsq.wai\t")
+    s.expect("vsq%.wait_fd")
     s.send("\21\n") -- erase the line
     s.expect("> ")
   end)
