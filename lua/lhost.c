@@ -277,10 +277,7 @@ static int l_index(lua_State *L)
 		lua_pushstring(L, vsq_netns_ifname(h->ns));
 		return 1;
 	}
-	luaL_getmetatable(L, HOST_MT);
-	lua_getfield(L, -1, "methods");
-	lua_getfield(L, -1, key);
-	return 1;
+	return vsq_lua_method(L, HOST_MT, key);
 }
 
 static int l_tostring(lua_State *L)
@@ -345,18 +342,11 @@ static const luaL_Reg funcs[] = {{"new", l_new}, {NULL, NULL}};
 int luaopen_vsq_host(lua_State *L)
 {
 
-	luaL_newmetatable(L, HOST_MT);
-	lua_pushcfunction(L, l_index);
-	lua_setfield(L, -2, "__index");
-	lua_pushcfunction(L, l_close);
-	lua_setfield(L, -2, "__gc");
-	lua_pushcfunction(L, l_close);
-	lua_setfield(L, -2, "__close");
-	lua_pushcfunction(L, l_tostring);
-	lua_setfield(L, -2, "__tostring");
+	vsq_lua_newclass_fields(L, HOST_MT, l_index, l_close, l_tostring, meth);
+	luaL_getmetatable(L, HOST_MT);
 	lua_pushlightuserdata(L, (void *)host_toport);
 	lua_setfield(L, -2, "__vsq_port");
-	luaL_newlib(L, meth);
+	lua_getfield(L, -1, "methods");
 	if (luaL_loadbuffer(L, run_lua, sizeof(run_lua) - 1, "=vsq.host") != LUA_OK)
 		return lua_error(L);
 	lua_pushcfunction(L, l_spawn);
@@ -365,8 +355,7 @@ int luaopen_vsq_host(lua_State *L)
 	lua_call(L, 1, 1); /* for vsq._exec_with */
 	lua_call(L, 2, 1);
 	lua_setfield(L, -2, "run");
-	lua_setfield(L, -2, "methods");
-	lua_pop(L, 1);
+	lua_pop(L, 2);
 	luaL_newlib(L, funcs);
 	return 1;
 }

@@ -386,7 +386,7 @@ static int l_wait(lua_State *L)
 	return vsq_lua_wait(L, &p->waiter, timeout, (lua_KContext)p, wait_continue);
 }
 
-static int signal_number(lua_State *L, int idx)
+int vsq_lua_checksignal(lua_State *L, int idx)
 {
 	static const struct {
 		const char *name;
@@ -398,8 +398,13 @@ static int signal_number(lua_State *L, int idx)
 
 	if (lua_isnoneornil(L, idx))
 		return SIGTERM;
-	if (lua_isinteger(L, idx))
-		return (int)lua_tointeger(L, idx);
+	if (lua_isinteger(L, idx)) {
+		lua_Integer n = lua_tointeger(L, idx);
+
+		if (n < 0 || n >= NSIG)
+			return luaL_argerror(L, idx, lua_pushfstring(L, "no signal %d", (int)n));
+		return (int)n;
+	}
 	s = luaL_checkstring(L, idx);
 	if (strncmp(s, "SIG", 3) == 0)
 		s += 3;
@@ -413,7 +418,7 @@ static int signal_number(lua_State *L, int idx)
 static int l_kill(lua_State *L)
 {
 	struct proc *p = check_proc(L);
-	int sig = signal_number(L, 2);
+	int sig = vsq_lua_checksignal(L, 2);
 
 	reap(p);
 	if (p->reaped) {
@@ -476,10 +481,7 @@ static int l_index(lua_State *L)
 		lua_pushinteger(L, p->pid);
 		return 1;
 	}
-	luaL_getmetatable(L, PROC_MT);
-	lua_getfield(L, -1, "methods");
-	lua_getfield(L, -1, key);
-	return 1;
+	return vsq_lua_method(L, PROC_MT, key);
 }
 
 static int l_tostring(lua_State *L)
@@ -513,18 +515,7 @@ static const luaL_Reg meth[] = {
 
 void vsq_lua_proc_register(lua_State *L)
 {
-	luaL_newmetatable(L, PROC_MT);
-	lua_pushcfunction(L, l_index);
-	lua_setfield(L, -2, "__index");
-	lua_pushcfunction(L, l_close);
-	lua_setfield(L, -2, "__gc");
-	lua_pushcfunction(L, l_close);
-	lua_setfield(L, -2, "__close");
-	lua_pushcfunction(L, l_tostring);
-	lua_setfield(L, -2, "__tostring");
-	luaL_newlib(L, meth);
-	lua_setfield(L, -2, "methods");
-	lua_pop(L, 1);
+	vsq_lua_newclass_fields(L, PROC_MT, l_index, l_close, l_tostring, meth);
 }
 
 int vsq_lua_process(lua_State *L)

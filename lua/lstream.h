@@ -17,4 +17,7 @@ int vsq_lua_stream_open(lua_State *L);
 typedef int (*vsq_lua_prepare_fn)(void *ctx);
 int vsq_lua_process_new(lua_State *L, vsq_lua_prepare_fn prepare, void *ctx);
 
+/* A signal given as a number or a name ("TERM", "SIGKILL"...; default TERM), or an error. */
+int vsq_lua_checksignal(lua_State *L, int idx);
+
 #endif

@@ -362,6 +362,32 @@ void vsq_lua_newclass(lua_State *L, const char *tname, const luaL_Reg *metameth,
 	lua_pop(L, 1);
 }
 
+void vsq_lua_newclass_fields(lua_State *L, const char *tname, lua_CFunction index,
+			     lua_CFunction close, lua_CFunction tostring, const luaL_Reg *meth)
+{
+	luaL_newmetatable(L, tname);
+	lua_pushcfunction(L, index);
+	lua_setfield(L, -2, "__index");
+	lua_pushcfunction(L, close);
+	lua_setfield(L, -2, "__gc");
+	lua_pushcfunction(L, close);
+	lua_setfield(L, -2, "__close");
+	lua_pushcfunction(L, tostring);
+	lua_setfield(L, -2, "__tostring");
+	lua_newtable(L);
+	luaL_setfuncs(L, meth, 0);
+	lua_setfield(L, -2, "methods");
+	lua_pop(L, 1);
+}
+
+int vsq_lua_method(lua_State *L, const char *tname, const char *key)
+{
+	luaL_getmetatable(L, tname);
+	lua_getfield(L, -1, "methods");
+	lua_getfield(L, -1, key);
+	return 1;
+}
+
 /* ---- signals: SIGINT/SIGTERM interrupt running Lua code or reach the scheduler ---- */
 
 static void interrupt_hook(lua_State *L, lua_Debug *ar)

@@ -58,4 +58,12 @@ void vsq_lua_check_options(lua_State *L, int idx, const char *what, const char *
 void vsq_lua_newclass(lua_State *L, const char *tname, const luaL_Reg *metameth,
 		      const luaL_Reg *meth);
 
+/* A class whose __index is a function (for fields computed from the C object, like a
+ * process's pid); `index` finds methods with vsq_lua_method(L, tname, key). __gc and
+ * __close are `close`. Leaves nothing on the stack. */
+void vsq_lua_newclass_fields(lua_State *L, const char *tname, lua_CFunction index,
+			     lua_CFunction close, lua_CFunction tostring, const luaL_Reg *meth);
+/* Push method `key` of class tname (or nil): the tail of such an __index function. */
+int vsq_lua_method(lua_State *L, const char *tname, const char *key);
+
 #endif

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lstream.h"
 #include "lvsq.h"
 #include "vu.h"
 
@@ -618,38 +619,11 @@ static int proc_wait(lua_State *L)
 	return vsq_lua_wait(L, &p->waiter, timeout, (lua_KContext)p, wait_continue);
 }
 
-static int signal_number(lua_State *L, int idx)
-{
-	static const struct {
-		const char *name;
-		int sig;
-	} names[] = {{"TERM", SIGTERM}, {"KILL", SIGKILL}, {"INT", SIGINT},   {"HUP", SIGHUP},
-		     {"QUIT", SIGQUIT}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"STOP", SIGSTOP},
-		     {"CONT", SIGCONT}, {"ALRM", SIGALRM}, {"PIPE", SIGPIPE}};
-	const char *s;
-
-	if (lua_isnoneornil(L, idx))
-		return SIGTERM;
-	if (lua_isinteger(L, idx)) {
-		lua_Integer n = lua_tointeger(L, idx);
-
-		if (n < 0 || n >= NSIG)
-			luaL_argerror(L, idx, lua_pushfstring(L, "no signal %d", (int)n));
-		return (int)n;
-	}
-	s = luaL_checkstring(L, idx);
-	if (strncmp(s, "SIG", 3) == 0)
-		s += 3;
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcmp(s, names[i].name) == 0)
-			return names[i].sig;
-	return luaL_argerror(L, idx, lua_pushfstring(L, "unknown signal \"%s\"", s));
-}
 
 static int proc_kill(lua_State *L)
 {
 	struct lproc *p = check_proc(L);
-	int sig = signal_number(L, 2), e;
+	int sig = vsq_lua_checksignal(L, 2), e;
 
 	if (p->ended || !p->proc) {
 		lua_pushboolean(L, 0);
