@@ -431,14 +431,18 @@ static int add_guest_forwards(struct slirp_plug *sp, int is_cmd, char *list, cha
 	return 0;
 }
 
-/* vdeplug_slirp writes addr=10.0.2.2/24 though '/' separates options: accept it by joining a
- * bare prefix length to the address option before it. */
-static void join_prefixes(char *rest)
+/* vdeplug_slirp writes addr=10.0.2.2/24 though '/' separates options: accept it by escaping
+ * the '/' of a prefix length that follows an address option. Returns a new string. */
+static char *join_prefixes(const char *rest)
 {
 	static const char *const keys[] = {"/addr=", "/host=", "/addr6=", "/host6="};
+	char *out = malloc(3 * strlen(rest) + 1);
 
+	if (!out)
+		return NULL;
+	strcpy(out, rest);
 	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
-		for (char *p = strstr(rest, keys[k]); p; p = strstr(p + 1, keys[k])) {
+		for (char *p = strstr(out, keys[k]); p; p = strstr(p + 1, keys[k])) {
 			char *slash = strchr(p + strlen(keys[k]), '/');
 			size_t digits;
 
@@ -446,12 +450,13 @@ static void join_prefixes(char *rest)
 				continue;
 			digits = strspn(slash + 1, "0123456789");
 			if (digits && (slash[1 + digits] == 0 || slash[1 + digits] == '/')) {
-				/* make room for "%2F" (3 bytes instead of 1) */
+				/* "%2F" takes 3 bytes instead of 1: out has room for that */
 				memmove(slash + 3, slash + 1, strlen(slash + 1) + 1);
 				memcpy(slash, "%2F", 3);
 			}
 		}
 	}
+	return out;
 }
 
 /* ---- the scheme ----------------------------------------------------------------------------- */
@@ -511,20 +516,25 @@ static int slirp_open(struct vsq_plug *plug, char *rest, const struct vsq_plug_a
 	    {NULL, NULL},
 	};
 	const char *dns_search[MAX_DNS_SEARCH + 1] = {NULL};
-	char *host4_copy = NULL, *host6_copy = NULL, *search_copy = NULL, *list = NULL;
+	char *host4_copy = NULL, *host6_copy = NULL, *search_copy = NULL, *list = NULL, *options;
 	SlirpConfig cfg;
 	int prefix4 = 24, prefix6 = 64, rc;
 	uint64_t number;
 
 	sp->plug = plug;
-	join_prefixes(rest);
-	rc = vsq_plug_parse_params(rest, &addr, params, err, errlen);
-	if (rc < 0)
+	options = join_prefixes(rest);
+	if (!options)
+		return -ENOMEM;
+	rc = vsq_plug_parse_params(options, &addr, params, err, errlen);
+	if (rc < 0) {
+		free(options);
 		return rc;
+	}
 	if (addr && *addr) {
 		vsq_plug_errf(err, errlen,
 			      "slirp:// takes only /options (slirp:///tcpfwd=...), not \"%s\"",
 			      addr);
+		free(options);
 		return -EINVAL;
 	}
 
@@ -669,6 +679,7 @@ static int slirp_open(struct vsq_plug *plug, char *rest, const struct vsq_plug_a
 	free(host4_copy);
 	free(host6_copy);
 	free(search_copy);
+	free(options);
 	return 0;
 
 fail:
@@ -680,6 +691,7 @@ fail:
 	free(host4_copy);
 	free(host6_copy);
 	free(search_copy);
+	free(options);
 	return rc == -ENOMEM ? rc : (rc < 0 ? rc : -EINVAL);
 }
 
