@@ -375,6 +375,56 @@ describe("qemu-stream:// and qemu-dgram://", function()
   end)
 end)
 
+describe("QEMU guests #peer #slow", function()
+  local Q = require "helpers.qemu"
+  local kernel, initrd
+
+  -- Boot the test guest with its NIC on `netdev` (QEMU's -netdev argument) instead of vde.
+  local function start_guest(netdev, env)
+    if not kernel then kernel, initrd = Q.guest_files() end
+    local vde_argv = Q.argv
+    Q.argv = function(opts)
+      local argv = vde_argv(opts)
+      for i, a in ipairs(argv) do
+        if a == "-netdev" then argv[i + 1] = netdev end
+      end
+      return argv
+    end
+    local ok, guest = pcall(Q.start, { kernel = kernel, initrd = initrd, sock = "", env = env })
+    Q.argv = vde_argv
+    assert(ok, guest)
+    return guest
+  end
+
+  -- the guest leases an address from slirp:// through `url` and pings the gateway
+  local function dhcp_and_ping(url, netdev)
+    local nat <close> = assert(fabric.open("slirp:///v4"))
+    local nic <close> = assert(fabric.open(url))
+    local link <close> = fabric.link(nat, nic)
+    local guest <close> = start_guest(netdev, { vsq_dhcp = 1, vsq_ping = "10.0.2.2" })
+    local report = guest:finish()
+    local console = guest:output()
+    assert.are.same({}, report.errors, console)
+    assert.are.equal("10.0.2.15/24", report.lease, console)
+    assert.are.same({ target = "10.0.2.2", received = 3, count = 3 }, report.ping, console)
+  end
+
+  it("talk to qemu-stream:// through -netdev stream (4-byte lengths on a unix socket)", function()
+    local d = tmp.dir("qs")
+    finally(function() tmp.remove(d) end)
+    dhcp_and_ping("qemu-stream://" .. d .. "/nic.sock[server]",
+      "stream,id=n0,server=off,addr.type=unix,addr.path=" .. d .. "/nic.sock")
+  end)
+
+  it("talk to qemu-dgram:// through -netdev dgram (frames as unix datagrams)", function()
+    local d = tmp.dir("qd")
+    finally(function() tmp.remove(d) end)
+    dhcp_and_ping(("qemu-dgram://%s/vsq.sock->%s/qemu.sock"):format(d, d),
+      ("dgram,id=n0,local.type=unix,local.path=%s/qemu.sock,remote.type=unix,remote.path=%s/vsq.sock")
+        :format(d, d))
+  end)
+end)
+
 describe("slirp://", function()
   it("gives a vsq endpoint an address by DHCP", function()
     local ep <close> = assert(fabric.open("slirp://"))
