@@ -2,6 +2,7 @@
 local fabric = require "vsq.fabric"
 local H = require "helpers.plug"
 local tmp = require "helpers.tmp"
+local hv = require "helpers.vsq"
 
 -- Two udp:// endpoints joined to each other over loopback: frames sent on one arrive on the
 -- other. Returns a, b.
@@ -176,6 +177,27 @@ describe("capture", function()
     assert.is_nil(ok)
     assert.matches("gone", err)
     assert.are.equal(2, count(d .. "/c.pcap"))
+  end)
+
+  it("works for an unprivileged user", function()
+    local bin = hv.unprivileged_copy()
+    local work = tmp.dir("nobodycap")
+    finally(function() tmp.remove(bin) tmp.remove(work) end)
+    os.execute("chown nobody " .. tmp.quote(work))
+    local r = hv.as_nobody({ bin .. "/vsq", "-e", ([[
+      local fabric = require "vsq.fabric"
+      local ep = assert(fabric.open("cmd://cat"))
+      local cap = assert(ep:capture{ file = %q })
+      for i = 1, 3 do
+        ep:send(("\255"):rep(6) .. "\2\0\0\0\0\1\136\181" .. ("z"):rep(50))
+        assert(ep:recv(2))
+      end
+      cap:close()
+      ep:close()
+    ]]):format(work .. "/nobody.pcapng") }, nil, bin)
+    assert.is_true(r.ok, r.stderr)
+    -- out to cat and back in: six frames
+    assert.are.equal(6, count(work .. "/nobody.pcapng"))
   end)
 
   it("says why it cannot write its file", function()

@@ -585,7 +585,7 @@ describe("endpoints", function()
     assert.has_error(function() ep:send(H.test_frame("x")) end, "endpoint null:// is closed")
   end)
 
-  it("work for an unprivileged user: vde_switch, vde://, ptp://, udp:// and slirp:// as nobody",
+  it("work for an unprivileged user: vde_switch, vde://, ptp://, udp://, cmd:// and slirp:// as nobody",
     function()
       local bin = hv.unprivileged_copy()
       local work = tmp.dir("nobody")
@@ -616,6 +616,10 @@ describe("endpoints", function()
         pair("vde://" .. dir .. "/sw", "vde://" .. dir .. "/sw", "vde")
         pair("ptp://" .. dir .. "/p", "ptp://" .. dir .. "/p", "ptp")
         pair("udp://127.0.0.1:47311->127.0.0.1:47312", "udp://127.0.0.1:47312->127.0.0.1:47311", "udp")
+        local echo = assert(fabric.open("cmd://cat"))
+        echo:send(frame)
+        print("cmd", echo:recv(2) == frame)
+        echo:close()
         local nat = assert(fabric.open("slirp://"))
         nat:send(DISCOVER)
         local offer
@@ -631,6 +635,7 @@ describe("endpoints", function()
       local lit = discover:gsub(".", function(c) return ("\\%d"):format(c:byte()) end)
       tmp.write(script, ('local DISCOVER = "%s"\n'):format(lit) .. io.open(script):read("a"), "0644")
       local r = hv.as_nobody({ bin .. "/vsq", script, work }, nil, bin)
-      assert.are.equal("vde\ttrue\nptp\ttrue\nudp\ttrue\nslirp\ttrue\n", r.stdout, r.stderr)
+      assert.are.equal("vde\ttrue\nptp\ttrue\nudp\ttrue\ncmd\ttrue\nslirp\ttrue\n", r.stdout,
+        r.stderr)
     end)
 end)
