@@ -42,7 +42,8 @@ struct vsq_plug_stats {
  * libvdeplug does ($HOME/.vdeplug/default, $HOME/.vde2/default.switch, then the vde scheme's
  * fallbacks), and a URL naming a regular file is replaced by that file's first line.
  * Returns 0 and the endpoint in *out, or -errno with a message naming the URL and the cause in
- * err (e.g. `unknown scheme "foo" in "foo://x"`, `unknown option "prot" in ...`). */
+ * err (`unknown scheme "foo" in "foo://x"`, `vde:///x[prot=3]: unknown option "prot"`).
+ * -EINVAL, -EPROTONOSUPPORT, -ERANGE and -ENAMETOOLONG mean the URL itself is wrong. */
 int vsq_plug_open(struct ev_loop *loop, const char *url, const struct vsq_plug_args *args,
 		  struct vsq_plug **out, char *err, size_t errlen);
 
