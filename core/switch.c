@@ -10,6 +10,7 @@
 #include <sys/uio.h>
 
 #include "log.h"
+#include "pcap.h"
 
 static const uint8_t zero_pad[VSQ_FRAME_PADDED];
 
@@ -531,8 +532,10 @@ static void close_now(struct vsq_switch *sw)
 		sw->server = NULL;
 	}
 	mirrors_remove(sw, 0, 0);
-	for (unsigned i = 0; i < sw->nports; i++)
+	for (unsigned i = 0; i < sw->nports; i++) {
 		vsq_port_unlink(&sw->ports[i]->port);
+		vsq_pcap_detach_port(&sw->ports[i]->port); /* captures on a closed switch end */
+	}
 	sw->dirty = NULL;
 	ev_timer_stop(sw->loop, &sw->congestion_timer);
 	sw->congested = 0;
