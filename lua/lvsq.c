@@ -283,8 +283,13 @@ int vsq_lua_wait(lua_State *L, struct vsq_waiter *w, double timeout_s, lua_KCont
 	/* Not a task (stock lua5.4's main chunk, or a user's own coroutine): run the loop here. */
 	w->outside_task = 1;
 	w->co = L;
-	while (!w->woken)
-		ev_run(ls->loop, EVRUN_ONCE);
+	while (!w->woken) {
+		if (!ev_run(ls->loop, EVRUN_ONCE) && !w->woken) {
+			/* nothing left that could wake us: end the wait rather than spin */
+			w->cancelled = 1;
+			break;
+		}
+	}
 	ev_timer_stop(ls->loop, &w->timer);
 	w->co = NULL;
 	return k(L, LUA_OK, ctx);

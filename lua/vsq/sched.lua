@@ -162,7 +162,11 @@ return function(core)
         end
       else
         local tm <close> = timeout and core.timer(timeout, 0, function() timed_out = true end) or nil
-        while self.status == "running" and not timed_out do core.run_once() end
+        while self.status == "running" and not timed_out do
+          if not core.run_once() and #ready == 0 and self.status == "running" then
+            error(("%s waits for something that can no longer happen"):format(tostring(self)), 2)
+          end
+        end
       end
       if self.status == "running" then return nil, "timeout" end
     end
