@@ -2,7 +2,8 @@
  * endpoints on a VNL (a switch directory, or ptp://PATH for a direct cable), sends frames of
  * one size from the first as fast as the path takes them for a while, counts what reaches the
  * second, and prints "frames_per_s mbit_per_s loss_percent sent received".
- * usage: fabric_switch_load VNL FRAME_BYTES SECONDS */
+ * usage: fabric_switch_load VNL FRAME_BYTES SECONDS [RX_VNL]
+ * With RX_VNL the receiving endpoint opens that one instead (two switches joined somehow). */
 #include <errno.h>
 #include <libvdeplug.h>
 #include <poll.h>
@@ -62,8 +63,8 @@ int main(int argc, char **argv)
 	uint64_t sent = 0;
 	pthread_t thread;
 
-	if (argc != 4) {
-		fprintf(stderr, "usage: %s VNL FRAME_BYTES SECONDS\n", argv[0]);
+	if (argc != 4 && argc != 5) {
+		fprintf(stderr, "usage: %s VNL FRAME_BYTES SECONDS [RX_VNL]\n", argv[0]);
 		return 2;
 	}
 	frame_bytes = strtoul(argv[2], NULL, 10);
@@ -72,7 +73,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: frame size 60..9000 and a positive duration\n", argv[0]);
 		return 2;
 	}
-	rx = vde_open(argv[1], "bench-rx", &args);
+	rx = vde_open(argc == 5 ? argv[4] : argv[1], "bench-rx", &args);
 	tx = rx ? vde_open(argv[1], "bench-tx", &args) : NULL;
 	if (!rx || !tx) {
 		fprintf(stderr, "%s: vde_open %s: %s\n", argv[0], argv[1], strerror(errno));
