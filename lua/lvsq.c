@@ -237,10 +237,11 @@ static int waiter_continue(lua_State *L, int status, lua_KContext ctx)
 	struct vsq_waiter *w = (struct vsq_waiter *)ctx;
 	int cancelled = lua_gettop(L) > 0 && lua_touserdata(L, -1) == &cancel_marker;
 
-	if (cancelled) {
+	if (cancelled) { /* raise the scheduler's own cancellation error */
 		waiter_release(w);
 		lua_settop(L, w->stack_top);
-		return luaL_error(L, "cancelled");
+		lua_getfield(L, LUA_REGISTRYINDEX, "vsq.cancelled");
+		return lua_error(L);
 	}
 	lua_settop(L, w->stack_top);
 	if (!w->woken) { /* resumed by something else: keep waiting */
@@ -516,11 +517,14 @@ static int core_wake(lua_State *L)
 	return 0;
 }
 
+/* core.setup(drain, cancelled) -> ready queue, tasks table */
 static int core_setup(lua_State *L)
 {
 	struct loopstate *ls = get_loopstate(L);
 
 	luaL_checktype(L, 1, LUA_TFUNCTION);
+	lua_pushvalue(L, 2);
+	lua_setfield(L, LUA_REGISTRYINDEX, "vsq.cancelled");
 	lua_pushvalue(L, 1);
 	ls->drain_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, ls->ready_ref);

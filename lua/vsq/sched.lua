@@ -4,13 +4,14 @@ return function(core)
   local M = { version = "vsq 0.1.0" }
 
   local PARK, CANCEL = core.PARK, core.CANCEL
-  local ready, by_co = core.setup(function() M._drain() end)
+  -- the error a cancelled task's wait raises (from Lua or from C)
+  local cancelled = setmetatable({}, { __tostring = function() return "cancelled" end })
+  local ready, by_co = core.setup(function() M._drain() end, cancelled)
   local live = {}        -- task -> true while it has not finished
   local live_count = 0
   local task_seq = 0
   local main_task        -- the script's main chunk, when vsq runs one
   local run_state        -- { stopped = bool, reason = ..., waiter = task } while vsq.run() serves
-  local cancelled = setmetatable({}, { __tostring = function() return "cancelled" end })
 
   local Task = {}
   Task.__index = Task
