@@ -27,6 +27,11 @@ return function(core)
   --- Park the running task until something wakes it; returns what the waker passed.
   -- Raises the cancellation error when the task is cancelled while parked.
   local function park(t, cleanup)
+    if t.cancel_requested then -- cancelled while it was not parked
+      t.cancel_requested = false
+      if cleanup then cleanup() end
+      error(cancelled, 0)
+    end
     t.parked = true
     local v = coroutine.yield(PARK)
     if v == CANCEL then
