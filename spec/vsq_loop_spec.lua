@@ -69,6 +69,18 @@ describe("vsq tasks", function()
     assert.is_false(after)
   end)
 
+  it("go on after a plain coroutine.yield, and a cancel reaches them at their next wait", function()
+    local steps = 0
+    local t = vsq.spawn(function()
+      for _ = 1, 3 do coroutine.yield() steps = steps + 1 end
+      vsq.sleep(10)
+    end)
+    vsq.yield()
+    t:cancel()
+    assert.are.same({ false, "cancelled" }, { t:join() })
+    assert.are.equal(3, steps)
+  end)
+
   it("can be cancelled while waiting on a pipe", function()
     local p <close> = vsq.process({ "sleep", "5" }, { stdout = "pipe" })
     local t = vsq.spawn(function() return p.stdout:read("a") end)

@@ -77,10 +77,10 @@ return function(core)
         finish(t, "failed", err)
       end
     elseif r[2] then
-      if r[3] == PARK then
-        t.parked = true
-      else
-        core.wake(t.co) -- a plain coroutine.yield(): let others run, then continue
+      t.parked = true
+      if r[3] ~= PARK then -- a plain coroutine.yield(): let others run, then continue
+        t.plain_yield = true
+        core.wake(t.co)
       end
     else
       finish(t, "done", table.unpack(r, 3, r.n))
@@ -99,6 +99,9 @@ return function(core)
             local args = t.start_args
             t.start_args = nil
             step(t, table.unpack(args, 1, args.n))
+          elseif t.parked and t.plain_yield then
+            t.plain_yield = false -- a cancel waits for its next park
+            step(t)
           elseif t.cancel_requested and t.parked then
             t.cancel_requested = false
             step(t, CANCEL)
