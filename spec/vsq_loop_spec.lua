@@ -53,6 +53,12 @@ describe("vsq tasks", function()
     assert.matches("stack traceback", r.stderr)
   end)
 
+  it("still report an error after a join that timed out", function()
+    local r = h.run({ "-e", "local t = vsq.spawn(function() vsq.sleep(0.05) error('late failure') end) print(t:join(0.01))" })
+    assert.are.equal("nil\ttimeout\n", r.stdout)
+    assert.matches("late failure", r.stderr)
+  end)
+
   it("can be joined with a timeout", function()
     local t = vsq.spawn(function() vsq.sleep(1) end)
     assert.are.same({ nil, "timeout" }, { t:join(0.01) })

@@ -61,7 +61,8 @@ return function(core)
     if joiners then
       for _, j in ipairs(joiners) do core.wake(j.co) end
     end
-    if status == "failed" and not joiners and t ~= main_task then report(t) end
+    local joined = (joiners and #joiners > 0) or t.joined_outside
+    if status == "failed" and not joined and t ~= main_task then report(t) end
     if live_count == 0 and not run_state then core.break_loop() end
   end
 
@@ -171,11 +172,14 @@ return function(core)
         end
       else
         local tm <close> = timeout and core.timer(timeout, 0, function() timed_out = true end) or nil
+        self.joined_outside = true
         while self.status == "running" and not timed_out do
           if not core.run_once() and #ready == 0 and self.status == "running" then
+            self.joined_outside = nil
             error(("%s waits for something that can no longer happen"):format(tostring(self)), 2)
           end
         end
+        self.joined_outside = nil
       end
       if self.status == "running" then return nil, "timeout" end
     end
