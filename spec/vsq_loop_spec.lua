@@ -180,6 +180,21 @@ describe("vsq.run", function()
     assert.matches("interrupted", p.stderr:read("a"))
   end)
 
+  it("interrupts a script whose main chunk is done but whose tasks still run", function()
+    local p <close> = assert(vsq.process({ h.bin, "-e", [[
+      io.stdout:setvbuf("no") vsq.spawn(function() vsq.sleep(30) end) print("main done")
+    ]] }, { stdout = "pipe", stderr = "pipe" }))
+    assert.are.equal("main done", p.stdout:read())
+    p:kill("INT")
+    assert.are.same({ nil, "exit", 130 }, { p:wait() })
+  end)
+
+  it("exits non-zero, naming the tasks, when every task waits for what cannot happen", function()
+    local r = h.run({ "-e", "vsq._park(vsq.current())" })
+    assert.are.equal(1, r.code)
+    assert.matches("every task waits for something that can no longer happen: task 1 %(main, running%)", r.stderr)
+  end)
+
   it("interrupts busy Lua code on SIGINT", function()
     local p <close> = assert(vsq.process({ h.bin, "-e", [[
       io.stdout:setvbuf("no") print("spinning") while true do end

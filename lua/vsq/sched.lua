@@ -381,6 +381,9 @@ return function(core)
     if main_task and main_task.status == "running" then
       main_task.interrupt = name
       main_task:cancel()
+    elseif main_task then -- the script is done and waits for its tasks: end them all
+      main_task.interrupt = name
+      for lt in pairs(live) do lt:cancel() end
     end
   end)
 
@@ -388,6 +391,7 @@ return function(core)
   -- every task it spawned have ended. Returns ok, error message (with traceback), signal.
   function M._main(fn, ...)
     local t = M.spawn_named("main", fn, ...)
+    local stuck
     main_task = t
     while live_count > 0 do
       if t.status ~= "running" and t.status ~= "done" then break end
@@ -395,17 +399,17 @@ return function(core)
       if not alive and #ready == 0 and live_count > 0 then
         local names = {}
         for lt in pairs(live) do names[#names + 1] = tostring(lt) end
-        io.stderr:write("vsq: every task waits for something that can no longer happen: ",
-          table.concat(names, ", "), "\n")
+        table.sort(names)
+        stuck = "every task waits for something that can no longer happen: " .. table.concat(names, ", ")
         break
       end
     end
     main_task = nil
-    if t.status == "done" then return true end
-    if t.status == "cancelled" and t.interrupt then
+    if t.interrupt and (t.status == "cancelled" or t.status == "done") then
       return false, "interrupted by " .. t.interrupt, M.interrupted
     end
-    if t.status == "running" then return true end
+    if stuck then return false, stuck end
+    if t.status == "done" then return true end
     local msg = t.traceback or tostring(t.error)
     if t.status == "failed" and tostring(t.error):find("interrupted!", 1, true) and core.last_signal() ~= 0 then
       return false, msg, core.last_signal()
