@@ -87,6 +87,19 @@ describe("vsq tasks", function()
     assert.are.equal(3, steps)
   end)
 
+  it("close their to-be-closed variables when they fail or are cancelled", function()
+    local closed = {}
+    local function guard(name) return setmetatable({}, { __close = function() closed[#closed + 1] = name end }) end
+    local failing = vsq.spawn(function() local g <close> = guard("failed") vsq.sleep(0) error("boom") end)
+    local sleeping = vsq.spawn(function() local g <close> = guard("cancelled") vsq.sleep(10) end)
+    vsq.sleep(0.01)
+    sleeping:cancel()
+    failing:join()
+    sleeping:join()
+    table.sort(closed)
+    assert.are.same({ "cancelled", "failed" }, closed)
+  end)
+
   it("can be cancelled while waiting on a pipe", function()
     local p <close> = vsq.process({ "sleep", "5" }, { stdout = "pipe" })
     local t = vsq.spawn(function() return p.stdout:read("a") end)

@@ -71,10 +71,15 @@ return function(core)
     local r = table.pack(core.resume(t.co, ...))
     if not r[1] then
       local err = r[3]
+      if err ~= cancelled then t.traceback = debug.traceback(t.co, tostring(err)) end
+      -- an error leaves the task's to-be-closed variables open until the coroutine is closed
+      local closed, close_err = coroutine.close(t.co)
+      if not closed and close_err ~= err then
+        io.stderr:write(("vsq: %s: error while closing its variables: %s\n"):format(tostring(t), tostring(close_err)))
+      end
       if err == cancelled then
         finish(t, "cancelled", "cancelled")
       else
-        t.traceback = debug.traceback(t.co, tostring(err))
         finish(t, "failed", err)
       end
     elseif r[2] then
