@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -89,27 +90,35 @@ static int fd_real(int fd, char *out, size_t len)
 	return 0;
 }
 
-/* The PT_INTERP of an ELF (1), a static ELF (0), not an ELF we run (-ENOEXEC). */
-static int elf_interp(int fd, char *interp, size_t len)
+/* The PT_INTERP of an ELF (1), a static ELF (0), not an ELF we run (-ENOEXEC). `head` holds the
+ * first `hl` bytes of the file: the headers usually lie there, else they are read. */
+static int elf_interp(int fd, const char *head, size_t hl, char *interp, size_t len)
 {
 	Elf64_Ehdr eh;
 	Elf64_Phdr ph;
 
-	if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) ||
-	    memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0)
+	if (hl < sizeof(eh))
+		return -ENOEXEC;
+	memcpy(&eh, head, sizeof(eh));
+	if (memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0)
 		return -ENOEXEC;
 	if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_machine != EM_X86_64 ||
 	    eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > 128)
 		return -ENOEXEC;
 	for (unsigned i = 0; i < eh.e_phnum; i++) {
-		if (pread(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff + i * sizeof(ph))) !=
-		    (ssize_t)sizeof(ph))
+		uint64_t at = eh.e_phoff + i * sizeof(ph);
+
+		if (at < hl && hl - at >= sizeof(ph))
+			memcpy(&ph, head + at, sizeof(ph));
+		else if (pread(fd, &ph, sizeof(ph), (off_t)at) != (ssize_t)sizeof(ph))
 			return -ENOEXEC;
 		if (ph.p_type != PT_INTERP)
 			continue;
 		if (ph.p_filesz < 2 || ph.p_filesz >= len)
 			return -ENOEXEC;
-		if (pread(fd, interp, ph.p_filesz, (off_t)ph.p_offset) != (ssize_t)ph.p_filesz)
+		if (ph.p_offset < hl && hl - ph.p_offset >= ph.p_filesz)
+			memcpy(interp, head + ph.p_offset, ph.p_filesz);
+		else if (pread(fd, interp, ph.p_filesz, (off_t)ph.p_offset) != (ssize_t)ph.p_filesz)
 			return -ENOEXEC;
 		interp[ph.p_filesz] = '\0';
 		if (strlen(interp) != ph.p_filesz - 1)
@@ -120,15 +129,17 @@ static int elf_interp(int fd, char *interp, size_t len)
 }
 
 /* "#!interp arg" as binfmt_script reads it: 1 with interp and arg, 0 if not a script. */
-static int script_line(int fd, char *interp, size_t ilen, char *arg, size_t alen)
+static int script_line(const char *head, size_t hl, char *interp, size_t ilen, char *arg,
+		       size_t alen)
 {
 	char buf[257], *p, *end, *i;
-	ssize_t n = pread(fd, buf, 256, 0);
+	size_t n = hl < 256 ? hl : 256;
 
-	if (n < 2 || buf[0] != '#' || buf[1] != '!')
+	if (n < 2 || head[0] != '#' || head[1] != '!')
 		return 0;
+	memcpy(buf, head, n);
 	buf[n] = '\0';
-	if (!(end = memchr(buf, '\n', (size_t)n)))
+	if (!(end = memchr(buf, '\n', n)))
 		end = buf + n;
 	*end = '\0';
 	for (p = end - 1; p > buf + 1 && (*p == ' ' || *p == '\t'); p--)
@@ -159,11 +170,14 @@ static bool kernel_finds(const char *path, const char *real)
 	return path[0] == '/' && realpath(path, r) && strcmp(r, real) == 0;
 }
 
+/* Walk an executable in the view: its canonical path there (vpath), its host path (real), whether
+ * the host resolves `path` to it as well (*same if asked, when cheap to know), and, if rfd is
+ * given, an fd to read it (-EACCES in *rfd when it is execute-only). */
 static int open_object(struct vu_ctx *ctx, const struct vu_who *who, int dirfd, const char *path,
-		       int flags, char *real, char *vpath, int *fd_out)
+		       int flags, char *real, char *vpath, bool *same, int *rfd)
 {
 	struct vu_lookup lk;
-	int e, fd;
+	int e, fd = -1;
 
 	e = vu_walk(ctx, who, dirfd, path, (flags & AT_SYMLINK_NOFOLLOW) ? 0 : VU_FOLLOW, &lk);
 	if (e < 0)
@@ -174,26 +188,26 @@ static int open_object(struct vu_ctx *ctx, const struct vu_who *who, int dirfd, 
 		e = -EACCES;
 	if (e == 0) {
 		snprintf(vpath, PATH_MAX, "%s", lk.vpath);
-		fd = vu_lookup_open(&lk, O_PATH);
-		if (fd < 0)
-			e = fd;
-		else if ((e = fd_real(fd, real, PATH_MAX)) < 0)
+		if (same)
+			*same = lk.host_same && path[0] == '/';
+		if (rfd) /* a regular file: opening it to read has no side effect */
+			fd = *rfd = vu_lookup_open(&lk, O_RDONLY);
+		if (lk.host_same) {
+			snprintf(real, PATH_MAX, "%s", lk.vpath);
+		} else {
+			int pfd = fd >= 0 ? fd : vu_lookup_open(&lk, O_PATH);
+
+			e = pfd < 0 ? pfd : fd_real(pfd, real, PATH_MAX);
+			if (pfd >= 0 && pfd != fd)
+				close(pfd);
+		}
+		if (e < 0 && fd >= 0) {
 			close(fd);
-		else
-			*fd_out = fd;
+			*rfd = -1;
+		}
 	}
 	vu_lookup_done(&lk);
 	return e;
-}
-
-static int reopen_read(int pathfd)
-{
-	char p[64];
-	int fd;
-
-	snprintf(p, sizeof(p), "/proc/self/fd/%d", pathfd);
-	fd = open(p, O_RDONLY | O_CLOEXEC);
-	return fd < 0 ? -errno : fd;
 }
 
 /* Replace the program name at the head of the new argv (pre[0], or the caller's argv[0] when
@@ -225,17 +239,42 @@ static int replace_head(struct plan *p, const char *const *with, int n)
 static int interp_of(struct vu_ctx *ctx, const struct vu_who *who, const char *name, char *real,
 		     char *vpath, bool *same)
 {
-	int fd, e = open_object(ctx, who, AT_FDCWD, name, 0, real, vpath, &fd);
+	int e = open_object(ctx, who, AT_FDCWD, name, 0, real, vpath, same, NULL);
 
 	if (e < 0)
 		return e;
-	close(fd);
-	*same = kernel_finds(name, real);
+	if (!*same)
+		*same = kernel_finds(name, real);
 	return 0;
 }
 
+/* The first bytes of an executable: #! line, ELF and program headers (usually). */
+#define HEAD_BYTES 1024
+
+/* The caller's argv[0], read when first needed. */
+struct argv0 {
+	pid_t tid;
+	uint64_t argvp;
+	bool read;
+	char s[PATH_MAX];
+};
+
+static const char *argv0_get(struct argv0 *a)
+{
+	uint64_t p = 0;
+
+	if (!a->read) {
+		a->read = true;
+		a->s[0] = '\0';
+		if (!a->argvp || tracee_read(a->tid, a->argvp, &p, 8) < 0 || !p ||
+		    tracee_str(a->tid, p, a->s, sizeof(a->s)) < 0)
+			a->s[0] = '\0';
+	}
+	return a->s[0] ? a->s : NULL;
+}
+
 static int make_plan(struct vu_ctx *ctx, const struct vu_who *who, int dirfd, const char *path,
-		     int flags, struct plan *p, const char *argv0)
+		     int flags, struct plan *p, struct argv0 *argv0)
 {
 	char cur[PATH_MAX], vpath[PATH_MAX], interp[PATH_MAX], arg[PATH_MAX];
 	int e = 0;
@@ -256,22 +295,25 @@ static int make_plan(struct vu_ctx *ctx, const struct vu_who *who, int dirfd, co
 	}
 	snprintf(cur, sizeof(cur), "%s", path);
 	for (int depth = 0; depth <= MAX_SCRIPT_DEPTH; depth++) {
-		int pathfd = -1, rfd, kind;
+		int rfd = -1, kind;
+		char head[HEAD_BYTES];
+		ssize_t hl;
 
 		e = open_object(ctx, who, depth ? AT_FDCWD : dirfd, cur, depth ? 0 : flags, p->real,
-				vpath, &pathfd);
+				vpath, NULL, &rfd);
 		if (e < 0)
 			return e;
-		rfd = reopen_read(pathfd);
-		close(pathfd);
 		snprintf(p->exe, sizeof(p->exe), "%s", p->real);
 		snprintf(p->vexe, sizeof(p->vexe), "%s", vpath);
 		p->interp[0] = '\0';
 		if (rfd < 0) /* execute-only: the kernel decides, we check what it loaded */
 			return rfd == -EACCES ? 0 : rfd;
-		kind = script_line(rfd, interp, sizeof(interp), arg, sizeof(arg));
+		hl = pread(rfd, head, sizeof(head), 0);
+		if (hl < 0)
+			hl = 0;
+		kind = script_line(head, (size_t)hl, interp, sizeof(interp), arg, sizeof(arg));
 		if (kind == 0) {
-			kind = elf_interp(rfd, interp, sizeof(interp));
+			kind = elf_interp(rfd, head, (size_t)hl, interp, sizeof(interp));
 			close(rfd);
 			if (kind < 0)
 				return -ENOEXEC;
@@ -293,8 +335,10 @@ static int make_plan(struct vu_ctx *ctx, const struct vu_who *who, int dirfd, co
 				 * as its argument, ld.so loads the program through the view */
 				with[n++] = interp;
 				if (strstr(interp, "ld-linux")) { /* glibc's ld.so takes --argv0 */
+					const char *a0 = p->npre ? p->pre[0] : argv0_get(argv0);
+
 					with[n++] = "--argv0";
-					with[n++] = p->npre ? p->pre[0] : (argv0 ? argv0 : vpath);
+					with[n++] = a0 ? a0 : vpath;
 				}
 				with[n++] = vpath;
 				{
@@ -320,19 +364,22 @@ static int make_plan(struct vu_ctx *ctx, const struct vu_who *who, int dirfd, co
 		{
 			char ireal[PATH_MAX], ivpath[PATH_MAX], ii[PATH_MAX], iireal[PATH_MAX];
 			char iivpath[PATH_MAX];
-			int ifd, irfd, ik = -ENOEXEC;
-			bool same = false;
+			int irfd = -1, ik = -ENOEXEC;
+			bool isame = false, same = false;
 
-			e = open_object(ctx, who, AT_FDCWD, interp, 0, ireal, ivpath, &ifd);
+			e = open_object(ctx, who, AT_FDCWD, interp, 0, ireal, ivpath, &isame,
+					&irfd);
 			if (e < 0)
 				return e;
-			irfd = reopen_read(ifd);
-			close(ifd);
 			if (irfd >= 0) {
-				ik = elf_interp(irfd, ii, sizeof(ii));
+				char ihead[HEAD_BYTES];
+				ssize_t ihl = pread(irfd, ihead, sizeof(ihead), 0);
+
+				ik = elf_interp(irfd, ihead, ihl > 0 ? (size_t)ihl : 0, ii,
+						sizeof(ii));
 				close(irfd);
 			}
-			if (kernel_finds(interp, ireal) && ik >= 0) {
+			if (ik >= 0 && (isame || kernel_finds(interp, ireal))) {
 				same =
 				    ik == 0 ||
 				    (interp_of(ctx, who, ii, iireal, iivpath, &same) == 0 && same);
@@ -372,13 +419,29 @@ static int read_argv(pid_t tid, uint64_t argvp, uint64_t **out, size_t *n)
 
 	if (!v)
 		return -ENOMEM;
+	uint64_t chunk[64];
+	size_t have = 0, at = 0;
+
 	while (argvp) {
 		uint64_t a;
 
-		if (tracee_read(tid, argvp + cnt * 8, &a, 8) < 0) {
-			free(v);
-			return -EFAULT;
+		if (at == have) { /* the next pointers, up to the end of their page */
+			uint64_t addr = argvp + cnt * 8;
+			size_t len = 4096 - (addr & 4095);
+
+			if (len > sizeof(chunk))
+				len = sizeof(chunk);
+			if (len < 8 || tracee_read(tid, addr, chunk, len & ~(size_t)7) < 0) {
+				if (tracee_read(tid, addr, chunk, 8) < 0) {
+					free(v);
+					return -EFAULT;
+				}
+				len = 8;
+			}
+			have = len / 8;
+			at = 0;
 		}
+		a = chunk[at++];
 		if (cnt + 1 >= cap) {
 			uint64_t *nv;
 
@@ -434,7 +497,8 @@ void vu_exec_enter(struct vu_ctx *ctx, struct vu_task *t)
 {
 	struct user_regs_struct regs;
 	struct plan *p = calloc(1, sizeof(*p));
-	char *path = malloc(PATH_MAX), *argv0 = malloc(PATH_MAX), cwd[PATH_MAX];
+	struct argv0 *argv0 = malloc(sizeof(*argv0));
+	char *path = malloc(PATH_MAX), cwd[PATH_MAX];
 	struct vu_who who = {.tid = t->tid};
 	uint64_t pathp, argvp, envp, *argv = NULL;
 	int dirfd = AT_FDCWD, flags = 0, e;
@@ -469,12 +533,13 @@ void vu_exec_enter(struct vu_ctx *ctx, struct vu_task *t)
 	snprintf(cwd, sizeof(cwd), "%s", t->fs->cwd);
 	pthread_mutex_unlock(&ctx->lock);
 	who.cwd = cwd;
-	if ((e = read_argv(t->tid, argvp, &argv, &argc)) < 0)
+	argv0->tid = t->tid;
+	argv0->argvp = argvp;
+	argv0->read = false;
+	if ((e = make_plan(ctx, &who, dirfd, path, flags, p, argv0)) < 0)
 		goto fail;
-	argv0[0] = '\0';
-	if (argc && tracee_str(t->tid, argv[0], argv0, PATH_MAX) < 0)
-		argv0[0] = '\0';
-	if ((e = make_plan(ctx, &who, dirfd, path, flags, p, argc ? argv0 : NULL)) < 0)
+	/* the argv pointers only matter when argv changes; else the kernel reads them */
+	if (p->rewrite_argv && (e = read_argv(t->tid, argvp, &argv, &argc)) < 0)
 		goto fail;
 	if (!p->keep_fd) {
 		/* new path (and argv) just below the caller's red zone */
@@ -542,70 +607,27 @@ out:
 	free(argv);
 }
 
-static int read_file(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	size_t got = 0;
-	ssize_t n;
+/* What the kernel put on a new program's stack: argc, argv[], NULL, envp[], NULL, then auxv
+ * pairs, read in page-sized chunks (the stack ends just above them). The address on the stack
+ * of the AT_SYSINFO_EHDR entry and the value of AT_BASE (0: none). */
+struct auxv_info {
+	uint64_t base;
+	uint64_t vdso_at;
+};
 
-	if (fd < 0)
-		return -errno;
-	while (got < len - 1 && (n = read(fd, buf + got, len - 1 - got)) > 0)
-		got += (size_t)n;
-	close(fd);
-	buf[got] = '\0';
-	return (int)got;
-}
-
-/* The file mapped at the interpreter's base address. */
-static bool interp_is(pid_t pid, const char *want)
-{
-	char p[64], *maps, *line, *save = NULL;
-	uint64_t aux[2 * 64], base = 0;
-	int n, fd;
-	bool ok = false;
-
-	snprintf(p, sizeof(p), "/proc/%d/auxv", (int)pid);
-	if ((fd = open(p, O_RDONLY | O_CLOEXEC)) < 0)
-		return false;
-	n = (int)read(fd, aux, sizeof(aux));
-	close(fd);
-	for (int i = 0; i + 1 < n / 8; i += 2)
-		if (aux[i] == AT_BASE)
-			base = aux[i + 1];
-	if (!base || !(maps = malloc(1 << 20)))
-		return false;
-	snprintf(p, sizeof(p), "/proc/%d/maps", (int)pid);
-	if (read_file(p, maps, 1 << 20) > 0)
-		for (line = strtok_r(maps, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-			unsigned long long start;
-			char *path;
-
-			if (sscanf(line, "%llx-", &start) != 1 || start != base)
-				continue;
-			path = strchr(line, '/');
-			ok = path && strcmp(path, want) == 0;
-			break;
-		}
-	free(maps);
-	return ok;
-}
-
-/* Make libc ignore the vDSO: its AT_SYSINFO_EHDR entry becomes AT_IGNORE. The new stack is
- * argc, argv[], NULL, envp[], NULL, then auxv pairs, read word by word in page-sized chunks
- * (the stack ends just above them). */
-static void hide_vdso(pid_t pid)
+static int read_auxv(pid_t pid, struct auxv_info *ai)
 {
 	struct user_regs_struct regs;
 	uint64_t sp, w[512], argc, type = 0;
 	size_t have = 0, at = 0;
 	int stage = 1; /* 1: envp, 2: auxv type, 3: auxv value */
 
+	ai->base = ai->vdso_at = 0;
 	if (ptrace(PTRACE_GETREGS, pid, 0, &regs) < 0)
-		return;
+		return -ESRCH;
 	sp = regs.rsp;
 	if (tracee_read(pid, sp, &argc, 8) < 0 || argc > (1u << 24))
-		return;
+		return -EFAULT;
 	sp += 8 + (argc + 1) * 8;
 	for (int words = 0; words < (1 << 20); words++) {
 		uint64_t word;
@@ -616,7 +638,7 @@ static void hide_vdso(pid_t pid)
 			if (len > sizeof(w))
 				len = sizeof(w);
 			if (tracee_read(pid, sp, w, len) < 0)
-				return;
+				return -EFAULT;
 			have = len / 8;
 			at = 0;
 		}
@@ -626,26 +648,109 @@ static void hide_vdso(pid_t pid)
 				stage = 2;
 		} else if (stage == 2) {
 			if (word == AT_NULL)
-				return;
+				return 0;
 			type = word;
 			stage = 3;
-			if (type == AT_SYSINFO_EHDR) {
-				uint64_t ign = AT_IGNORE;
-
-				tracee_write(pid, sp, &ign, 8);
-				return;
-			}
+			if (type == AT_SYSINFO_EHDR)
+				ai->vdso_at = sp;
 		} else {
+			if (type == AT_BASE)
+				ai->base = word;
 			stage = 2;
 		}
 		sp += 8;
 	}
-	(void)type;
+	return -E2BIG;
+}
+
+/* PROCMAP_QUERY (Linux 6.11): the mapping at an address, from an fd of /proc/PID/maps. */
+struct procmap_query {
+	uint64_t size;
+	uint64_t query_flags;
+	uint64_t query_addr;
+	uint64_t vma_start;
+	uint64_t vma_end;
+	uint64_t vma_flags;
+	uint64_t vma_page_size;
+	uint64_t vma_offset;
+	uint64_t inode;
+	uint32_t dev_major;
+	uint32_t dev_minor;
+	uint32_t vma_name_size;
+	uint32_t build_id_size;
+	uint64_t vma_name_addr;
+	uint64_t build_id_addr;
+};
+#define VU_PROCMAP_QUERY _IOWR('f', 17, struct procmap_query)
+
+/* The file mapped at the interpreter's base address. 1 yes, 0 no, -1 cannot tell this way. */
+static int interp_query(int mapsfd, uint64_t base, const char *want)
+{
+	char name[PATH_MAX];
+	struct procmap_query q = {.size = sizeof(q),
+				  .query_addr = base,
+				  .vma_name_size = sizeof(name),
+				  .vma_name_addr = (uint64_t)(uintptr_t)name};
+
+	if (ioctl(mapsfd, VU_PROCMAP_QUERY, &q) < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (q.vma_start != base || q.vma_name_size == 0)
+		return 0;
+	name[sizeof(name) - 1] = '\0';
+	return strcmp(name, want) == 0;
+}
+
+/* The same from the text of /proc/PID/maps, in chunks (lines are in address order). */
+static bool interp_scan(int fd, uint64_t base, const char *want)
+{
+	char buf[8192];
+	size_t have = 0;
+
+	for (;;) {
+		ssize_t r = read(fd, buf + have, sizeof(buf) - 1 - have);
+		char *line = buf, *nl;
+
+		if (r <= 0)
+			return false;
+		have += (size_t)r;
+		buf[have] = '\0';
+		while ((nl = strchr(line, '\n'))) {
+			unsigned long long start;
+			char *path;
+
+			*nl = '\0';
+			if (sscanf(line, "%llx-", &start) == 1 && start == base) {
+				path = strchr(line, '/');
+				return path && strcmp(path, want) == 0;
+			}
+			line = nl + 1;
+		}
+		have -= (size_t)(line - buf);
+		memmove(buf, line, have);
+		if (have == sizeof(buf) - 1)
+			return false; /* a line longer than the buffer: not one we can judge */
+	}
+}
+
+static bool interp_is(pid_t pid, uint64_t base, const char *want)
+{
+	char p[64];
+	int fd, r;
+
+	snprintf(p, sizeof(p), "/proc/%d/maps", (int)pid);
+	if (!base || (fd = open(p, O_RDONLY | O_CLOEXEC)) < 0)
+		return false;
+	r = interp_query(fd, base, want);
+	if (r < 0)
+		r = interp_scan(fd, base, want);
+	close(fd);
+	return r == 1;
 }
 
 bool vu_exec_check(struct vu_ctx *ctx, struct vu_task *t)
 {
 	char p[64], exe[PATH_MAX];
+	struct auxv_info ai = {0, 0};
 	ssize_t n;
 	bool ok;
 
@@ -658,8 +763,10 @@ bool vu_exec_check(struct vu_ctx *ctx, struct vu_task *t)
 		exe[n] = '\0';
 		ok = strcmp(exe, t->exec->exe) == 0;
 	}
+	if (ok && (t->exec->interp[0] || ctx->view->time_mode))
+		ok = read_auxv(t->tid, &ai) == 0;
 	if (ok && t->exec->interp[0])
-		ok = interp_is(t->tid, t->exec->interp);
+		ok = interp_is(t->tid, ai.base, t->exec->interp);
 	if (!ok) {
 		vsq_log(VSQ_LOG_WARN, "vu: pid %d ran %s, not %s: killed", (int)t->tid,
 			n > 0 ? exe : "?", t->exec->exe);
@@ -667,8 +774,12 @@ bool vu_exec_check(struct vu_ctx *ctx, struct vu_task *t)
 		pthread_mutex_lock(&ctx->lock);
 		snprintf(t->pi->exe, sizeof(t->pi->exe), "%s", t->exec->vexe);
 		pthread_mutex_unlock(&ctx->lock);
-		if (ctx->view->time_mode)
-			hide_vdso(t->tid);
+		if (ctx->view->time_mode && ai.vdso_at) {
+			/* libc ignores the vDSO: its AT_SYSINFO_EHDR entry becomes AT_IGNORE */
+			uint64_t ign = AT_IGNORE;
+
+			tracee_write(t->tid, ai.vdso_at, &ign, 8);
+		}
 	}
 	free(t->exec);
 	t->exec = NULL;

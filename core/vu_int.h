@@ -158,6 +158,7 @@ struct vu_ctx {
 	char uts[VSQ_VU_UTS_FIELDS][65];
 	struct vu_meta *meta_mem; /* ownership of files that take no xattr */
 	struct vu_net *net;	  /* the network view, owned by the spawning side */
+	unsigned dcache_gen;	  /* bumped by vu_dcache_invalidate (atomically) */
 	uid_t real_uid;
 	gid_t real_gid;
 };
@@ -204,7 +205,20 @@ struct vu_who {
 	pid_t tid, tgid;
 	int pidfd;
 	const char *cwd;
+	struct vu_dcache *cache; /* the calling thread's directory cache, or NULL */
 };
+
+/* Directories walked lately, by the path that reached them: the walk of a path whose
+ * directories were walked before starts at its last name. Only the notification worker keeps
+ * one; entries go when the view changes (vu_dcache_invalidate) and after a second, so that
+ * changes made outside the view are seen too. */
+struct vu_dcache;
+struct vu_dcache *vu_dcache_new(void);
+void vu_dcache_free(struct vu_dcache *dc);
+/* After each call: close the fds of entries replaced during it (its lookups may use them). */
+void vu_dcache_end_call(struct vu_dcache *dc);
+/* Something in the view was renamed, removed or changed its permissions. */
+void vu_dcache_invalidate(struct vu_ctx *ctx);
 
 /* A directory reached in the view. */
 struct vu_node {
@@ -238,6 +252,9 @@ struct vu_lookup {
 	size_t vlen;
 	bool exists;
 	bool lower; /* cow: the object is in the lower layer only */
+	/* the walk went only through the host's "/" shown as it is (no rule, no /proc): the host
+	 * resolves the same path to the same object, and vpath is its host path */
+	bool host_same;
 	struct stat st;
 	unsigned attrs; /* VU_A_* of the object */
 	enum vu_magic magic;

@@ -205,8 +205,39 @@ static bool readonly_call(int nr)
 	}
 }
 
-static void handle(struct vu_ctx *ctx, struct vu_call *c, struct seccomp_notif *req,
-		   struct seccomp_notif_resp *resp)
+/* Calls after which a path may lead elsewhere, or a directory be searched by fewer: the
+ * directory cache starts over. (Creating a name changes no path that led somewhere.) */
+static bool changes_paths(int nr)
+{
+	switch (nr) {
+	case SYS_rename:
+	case SYS_renameat:
+	case SYS_renameat2:
+	case SYS_unlink:
+	case SYS_unlinkat:
+	case SYS_rmdir:
+	case SYS_chmod:
+	case SYS_fchmod:
+	case SYS_fchmodat:
+	case SYS_fchmodat2:
+	case SYS_chown:
+	case SYS_lchown:
+	case SYS_fchown:
+	case SYS_fchownat:
+	case SYS_setxattr:
+	case SYS_lsetxattr:
+	case SYS_fsetxattr:
+	case SYS_removexattr:
+	case SYS_lremovexattr:
+	case SYS_fremovexattr:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void handle(struct vu_ctx *ctx, struct vu_dcache *cache, struct vu_call *c,
+		   struct seccomp_notif *req, struct seccomp_notif_resp *resp)
 {
 	int nr = req->data.nr;
 
@@ -223,6 +254,7 @@ static void handle(struct vu_ctx *ctx, struct vu_call *c, struct seccomp_notif *
 	c->req = req;
 	c->resp = resp;
 	c->who.tid = (pid_t)req->pid;
+	c->who.cache = cache;
 	if (!who_of(ctx, c)) {
 		/* Every task is in the table before it runs; this one is not ours. */
 		c->err = -EPERM;
@@ -234,6 +266,8 @@ static void handle(struct vu_ctx *ctx, struct vu_call *c, struct seccomp_notif *
 	} else {
 		c->cont = true; /* hooked or traced only */
 	}
+	if (changes_paths(nr)) /* before the answer: the caller may walk again right after */
+		vu_dcache_invalidate(ctx);
 	if (c->cont && !vu_notif_valid(c))
 		c->done = true;
 	vu_call_finish(c);
@@ -276,6 +310,7 @@ int vu_defer(struct vu_call *c, void (*fn)(struct vu_call *c, void *arg), void *
 	d->call.req = &d->req;
 	d->call.resp = &d->resp;
 	d->call.who.cwd = d->call.cwd;
+	d->call.who.cache = NULL; /* the worker's own */
 	d->fn = fn;
 	d->arg = arg;
 	pthread_attr_init(&attr);
@@ -296,11 +331,13 @@ void *vu_worker_main(void *arg)
 	struct seccomp_notif *req = calloc(1, ctx->sizes.seccomp_notif + 256);
 	struct seccomp_notif_resp *resp = calloc(1, ctx->sizes.seccomp_notif_resp + 256);
 	struct vu_call *call = malloc(sizeof(*call));
+	struct vu_dcache *cache = vu_dcache_new();
 
-	if (!req || !resp || !call) {
+	if (!req || !resp || !call || !cache) {
 		free(req);
 		free(resp);
 		free(call);
+		vu_dcache_free(cache);
 		return NULL;
 	}
 	/* bind() of unix sockets goes through this thread's own cwd */
@@ -319,11 +356,13 @@ void *vu_worker_main(void *arg)
 				break;
 			continue;
 		}
-		handle(ctx, call, req, resp);
+		handle(ctx, cache, call, req, resp);
+		vu_dcache_end_call(cache);
 	}
 	free(req);
 	free(resp);
 	free(call);
+	vu_dcache_free(cache);
 	return NULL;
 }
 

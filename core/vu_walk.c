@@ -11,9 +11,34 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RETRIES 8
+
+#define DC_SLOTS 256
+#define DC_PATH 256 /* longer paths are not cached */
+#define DC_DEAD 32  /* fds of replaced entries, closed at the end of the call */
+#define DC_TTL_NS 1000000000LL
+
+struct dc_entry {
+	uint32_t hash;
+	uint16_t klen, vlen;
+	unsigned gen;
+	int64_t born_ns;
+	const struct vu_rule *rule;
+	int fd;
+	bool own; /* fd is ours to close (not a rule's) */
+	bool foreign;
+	char key[DC_PATH];
+	char vpath[DC_PATH];
+};
+
+struct vu_dcache {
+	struct dc_entry e[DC_SLOTS];
+	int dead[DC_DEAD];
+	int ndead;
+};
 
 struct walk {
 	struct vu_ctx *ctx;
@@ -22,7 +47,12 @@ struct walk {
 	char rest[2 * PATH_MAX]; /* what is left to walk */
 	size_t pos;
 	int links;
+	bool foreign; /* some node of the walk was not the host's own (see vu_lookup.host_same) */
 	struct vu_node cur;
+	/* directory cache: the key of the walk's directory part; what reaches its last name */
+	char dc_key[DC_PATH];
+	size_t dc_klen;	 /* 0: nothing to remember */
+	bool dc_spliced; /* the last name was a symlink: what follows is not the directory part */
 };
 
 static int sys_openat2(int dirfd, const char *path, uint64_t flags, uint64_t resolve)
@@ -752,6 +782,182 @@ static int last_is_cur(struct walk *w, struct vu_lookup *lk)
 	}
 }
 
+/* ---- the directory cache ----------------------------------------------------------------- */
+
+struct vu_dcache *vu_dcache_new(void)
+{
+	struct vu_dcache *dc = calloc(1, sizeof(*dc));
+
+	if (dc)
+		for (int i = 0; i < DC_SLOTS; i++)
+			dc->e[i].fd = -1;
+	return dc;
+}
+
+static void dc_drop(struct vu_dcache *dc, struct dc_entry *en)
+{
+	if (en->fd >= 0 && en->own) {
+		if (dc->ndead < DC_DEAD)
+			dc->dead[dc->ndead++] = en->fd;
+		else
+			close(en->fd); /* cannot happen: a call inserts fewer */
+	}
+	en->fd = -1;
+	en->klen = 0;
+}
+
+void vu_dcache_end_call(struct vu_dcache *dc)
+{
+	if (!dc)
+		return;
+	for (int i = 0; i < dc->ndead; i++)
+		close(dc->dead[i]);
+	dc->ndead = 0;
+}
+
+void vu_dcache_free(struct vu_dcache *dc)
+{
+	if (!dc)
+		return;
+	for (int i = 0; i < DC_SLOTS; i++)
+		dc_drop(dc, &dc->e[i]);
+	vu_dcache_end_call(dc);
+	free(dc);
+}
+
+void vu_dcache_invalidate(struct vu_ctx *ctx)
+{
+	__atomic_add_fetch(&ctx->dcache_gen, 1, __ATOMIC_RELEASE);
+}
+
+static uint32_t dc_hash(const char *k, size_t n)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)k[i]) * 16777619u;
+	return h;
+}
+
+static int64_t dc_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* The key of the directory part of `path` (absolute, or relative to the canonical `start`):
+ * its length, 0 if not cacheable; *last: where the last name starts in path. */
+static size_t dc_key(const char *start, const char *path, char *key, size_t *last)
+{
+	size_t l = strlen(path), d, sl = 0;
+
+	while (l > 1 && path[l - 1] == '/')
+		l--;
+	for (d = l; d > 0 && path[d - 1] != '/'; d--)
+		;
+	*last = d;
+	if (path[0] == '/') {
+		if (d <= 1)
+			return 0; /* "/name": the root is reached without a call anyway */
+		if (d >= DC_PATH)
+			return 0;
+		memcpy(key, path, d - 1);
+		key[d - 1] = '\0';
+		return d - 1;
+	}
+	sl = strlen(start);
+	if (sl + 1 + d >= DC_PATH)
+		return 0;
+	memcpy(key, start, sl);
+	if (d) {
+		key[sl] = '/';
+		memcpy(key + sl + 1, path, d - 1);
+		sl += d;
+	}
+	key[sl] = '\0';
+	return sl;
+}
+
+static struct dc_entry *dc_find(struct vu_ctx *ctx, struct vu_dcache *dc, const char *key,
+				size_t klen)
+{
+	uint32_t h = dc_hash(key, klen);
+	struct dc_entry *en = &dc->e[h % DC_SLOTS];
+
+	if (en->klen != klen || en->hash != h || memcmp(en->key, key, klen) != 0)
+		return NULL;
+	if (en->gen != __atomic_load_n(&ctx->dcache_gen, __ATOMIC_ACQUIRE) ||
+	    dc_now_ns() - en->born_ns > DC_TTL_NS) {
+		dc_drop(dc, en);
+		return NULL;
+	}
+	return en;
+}
+
+/* Remember w->cur as what w->dc_key reaches (once, from the first last-name step). */
+static void dc_insert(struct walk *w)
+{
+	struct vu_dcache *dc = w->who->cache;
+	struct vu_node *cur = &w->cur;
+	struct dc_entry *en;
+	uint32_t h;
+	size_t klen = w->dc_klen;
+
+	w->dc_klen = 0;
+	if (!dc || !klen || w->dc_spliced || dc->ndead >= DC_DEAD - 1)
+		return;
+	if (cur->proc != VU_PROC_NONE || cur->rule->kind == VU_COW || cur->fd < 0 ||
+	    cur->lower_fd >= 0 || cur->vlen >= DC_PATH)
+		return;
+	h = dc_hash(w->dc_key, klen);
+	en = &dc->e[h % DC_SLOTS];
+	dc_drop(dc, en);
+	en->hash = h;
+	en->klen = (uint16_t)klen;
+	memcpy(en->key, w->dc_key, klen);
+	en->vlen = (uint16_t)cur->vlen;
+	memcpy(en->vpath, cur->vpath, cur->vlen + 1);
+	en->gen = __atomic_load_n(&w->ctx->dcache_gen, __ATOMIC_ACQUIRE);
+	en->born_ns = dc_now_ns();
+	en->rule = cur->rule;
+	en->fd = cur->fd;
+	en->own = cur->own_fd;
+	en->foreign = w->foreign;
+	cur->own_fd = false; /* the cache keeps it */
+}
+
+/* Start the walk at the directory that the cache says the directory part reaches; true if so.
+ * Else w->dc_key is set for dc_insert. */
+static bool dc_start(struct walk *w, const char *start, const char *path)
+{
+	struct vu_dcache *dc = w->who->cache;
+	struct dc_entry *en;
+	size_t last;
+
+	w->dc_klen = 0;
+	w->dc_spliced = false;
+	if (!dc)
+		return false;
+	w->dc_klen = dc_key(start, path, w->dc_key, &last);
+	if (!w->dc_klen || !(en = dc_find(w->ctx, dc, w->dc_key, w->dc_klen)))
+		return false;
+	w->dc_klen = 0;
+	vu_node_done(&w->cur);
+	memcpy(w->cur.vpath, en->vpath, en->vlen + 1);
+	w->cur.vlen = en->vlen;
+	w->cur.rule = en->rule;
+	w->cur.fd = en->fd;
+	w->cur.lower_fd = -1;
+	w->cur.own_fd = w->cur.own_lower = false;
+	w->cur.opaque = false;
+	w->cur.proc = VU_PROC_NONE;
+	w->foreign = w->foreign || en->foreign;
+	w->pos = last;
+	return true;
+}
+
 static int walk_once(struct vu_ctx *ctx, const struct vu_who *who, int dirfd, const char *path,
 		     int flags, struct vu_lookup *lk)
 {
@@ -773,27 +979,37 @@ static int walk_once(struct vu_ctx *ctx, const struct vu_who *who, int dirfd, co
 	w->cur.fd = w->cur.lower_fd = -1;
 	w->cur.own_fd = w->cur.own_lower = false;
 	strcpy(w->rest, path);
+	w->foreign = ctx->rules[0].real == NULL || strcmp(ctx->rules[0].real, "/") != 0;
+	w->dc_klen = 0;
+	w->dc_spliced = false;
 	if (path[0] == '/') {
-		node_root(ctx, &w->cur);
-		jump(w);
+		if (!dc_start(w, "", path)) {
+			node_root(ctx, &w->cur);
+			jump(w);
+		}
 	} else {
 		char start[PATH_MAX];
 
+		w->foreign = true; /* relative to what the host does not know */
 		if (dirfd == AT_FDCWD)
 			snprintf(start, sizeof(start), "%s", who->cwd);
 		else if ((e = vu_fd_vpath(ctx, who, dirfd, start, sizeof(start))) < 0)
 			goto out;
-		if ((e = vu_node_at(ctx, start, &w->cur)) < 0)
-			goto out;
 		if (!path[0]) { /* AT_EMPTY_PATH on a directory fd, or "" */
+			if ((e = vu_node_at(ctx, start, &w->cur)) < 0)
+				goto out;
 			e = last_is_cur(w, lk);
 			goto out;
 		}
+		if (!dc_start(w, start, path) && (e = vu_node_at(ctx, start, &w->cur)) < 0)
+			goto out;
 	}
 	for (;;) {
 		bool last, slash;
 		size_t n;
 
+		if (w->cur.rule != &ctx->rules[0] || w->cur.proc != VU_PROC_NONE)
+			w->foreign = true;
 		if (step_run(w))
 			continue;
 		n = next_name(w, name, &last, &slash);
@@ -813,21 +1029,31 @@ static int walk_once(struct vu_ctx *ctx, const struct vu_who *who, int dirfd, co
 					break;
 			}
 			if (n == 0 || last) {
+				if (n == 1)
+					dc_insert(w); /* "dir/." : dir is the directory part */
+				w->dc_klen = 0;
 				e = last_is_cur(w, lk);
 				break;
 			}
 			continue;
 		}
 		if (last) {
+			dc_insert(w);
 			e = step_last(w, name, slash, lk);
-			if (e == 1)
+			if (e == 1) {
+				w->dc_spliced = true;
 				continue;
+			}
 			break;
 		}
 		if ((e = step_dir(w, name)) < 0)
 			break;
 	}
 out:
+	if (e == 0)
+		lk->host_same = !w->foreign && lk->dir.rule == &ctx->rules[0] &&
+				lk->dir.proc == VU_PROC_NONE && lk->magic == VU_MAGIC_NONE &&
+				lk->reopen_fd < 0 && !lk->lower;
 	vu_node_done(&w->cur);
 	free(w);
 	return e;
@@ -845,6 +1071,7 @@ int vu_walk(struct vu_ctx *ctx, const struct vu_who *who, int dirfd, const char 
 		lk->magic = VU_MAGIC_NONE;
 		lk->attrs = 0;
 		lk->lower = false;
+		lk->host_same = false;
 		e = walk_once(ctx, who, dirfd, path, flags, lk);
 		if (e < 0)
 			vu_lookup_done(lk);
