@@ -403,14 +403,22 @@ static void configure_port(lua_State *L, struct vsq_switch *sw, unsigned n, int 
 
 /* ---- port objects ---- */
 
+/* The switch of a port object that still exists (sw:resize may have removed it). */
+static struct vsq_switch *existing_port_switch(lua_State *L, int idx, struct lport **out)
+{
+	struct vsq_switch *sw = port_switch(L, idx, out);
+
+	if (!vsq_switch_port(sw, (*out)->number))
+		luaL_error(L, "port %d of switch \"%s\" no longer exists", (int)(*out)->number,
+			   vsq_switch_name(sw));
+	return sw;
+}
+
 static int port_info(lua_State *L)
 {
 	struct lport *p;
-	struct vsq_switch *sw = port_switch(L, 1, &p);
+	struct vsq_switch *sw = existing_port_switch(L, 1, &p);
 
-	if (!vsq_switch_port(sw, p->number))
-		return luaL_error(L, "port %d of switch \"%s\" no longer exists", (int)p->number,
-				  vsq_switch_name(sw));
 	push_port_info(L, sw, p->number);
 	return 1;
 }
@@ -418,7 +426,7 @@ static int port_info(lua_State *L)
 static int port_set(lua_State *L)
 {
 	struct lport *p;
-	struct vsq_switch *sw = port_switch(L, 1, &p);
+	struct vsq_switch *sw = existing_port_switch(L, 1, &p);
 
 	luaL_checktype(L, 2, LUA_TTABLE);
 	configure_port(L, sw, p->number, 2);
@@ -429,7 +437,7 @@ static int port_set(lua_State *L)
 static int port_disconnect(lua_State *L)
 {
 	struct lport *p;
-	struct vsq_switch *sw = port_switch(L, 1, &p);
+	struct vsq_switch *sw = existing_port_switch(L, 1, &p);
 
 	vsq_switch_port_disconnect(sw, p->number);
 	return 0;
@@ -438,7 +446,7 @@ static int port_disconnect(lua_State *L)
 static int port_capture(lua_State *L)
 {
 	struct lport *p;
-	struct vsq_switch *sw = port_switch(L, 1, &p);
+	struct vsq_switch *sw = existing_port_switch(L, 1, &p);
 
 	if (!vsq_lua_capture_start)
 		return luaL_error(L, "capture: this vsq was built without the plug module");
@@ -1020,6 +1028,21 @@ static int switch_tostring(lua_State *L)
 	return 1;
 }
 
+/* A string option, or NULL if absent. Only real strings: the option table then keeps them
+ * alive (a number would be converted to a string nothing holds). */
+static const char *string_option(lua_State *L, int opts, const char *what, const char *key)
+{
+	const char *v = NULL;
+	int t = lua_getfield(L, opts, key);
+
+	if (t == LUA_TSTRING)
+		v = lua_tostring(L, -1);
+	else if (t != LUA_TNIL)
+		luaL_error(L, "%s: option %s must be a string, got %s", what, key, luaL_typename(L, -1));
+	lua_pop(L, 1);
+	return v;
+}
+
 /* fabric.switch{...} and fabric.hub{...} */
 static int new_switch(lua_State *L, int hub)
 {
@@ -1051,9 +1074,7 @@ static int new_switch(lua_State *L, int hub)
 	luaL_checktype(L, 1, LUA_TTABLE);
 	vsq_lua_check_options(L, 1, what, known);
 	cfg.hub = hub;
-	if (lua_getfield(L, 1, "name") != LUA_TNIL)
-		cfg.name = luaL_checkstring(L, -1);
-	lua_pop(L, 1); /* the option table keeps the string alive */
+	cfg.name = string_option(L, 1, what, "name");
 	if (!cfg.name) {
 		static unsigned seq;
 		snprintf(name, sizeof(name), "%s%u", hub ? "hub" : "sw", seq++);
@@ -1090,9 +1111,7 @@ static int new_switch(lua_State *L, int hub)
 			return luaL_error(L, "%s: mac_min_persistence must be seconds >= 0", what);
 	}
 	lua_pop(L, 1);
-	if (lua_getfield(L, 1, "path") != LUA_TNIL)
-		path = luaL_checkstring(L, -1);
-	lua_pop(L, 1);
+	path = string_option(L, 1, what, "path");
 	if (!path) {
 		static const char *const needs_path[] = {"mode", "dirmode", "group", NULL};
 		for (int i = 0; needs_path[i]; i++) {
