@@ -577,6 +577,20 @@ static void do_open(struct vu_call *c, int dirfd, int flags, mode_t mode)
 		}
 		break;
 	}
+	if (e == 0 && fd >= 0 && c->who.cache && S_ISDIR(lk.st.st_mode) && lk.reopen_fd < 0 &&
+	    lk.magic == VU_MAGIC_NONE) {
+		/* a directory: remember which, for the calls relative to it */
+		int keep = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+
+		if (keep >= 0 && vu_reply_fd(c, fd, flags & O_CLOEXEC) >= 0)
+			vu_dcache_fd_given(c->ctx, c->who.cache, (int)c->val, keep, lk.vpath);
+		else if (keep >= 0)
+			close(keep);
+		else
+			vu_reply_fd(c, fd, flags & O_CLOEXEC);
+		vu_lookup_done(&lk);
+		return;
+	}
 	vu_lookup_done(&lk);
 	if (e < 0)
 		return vu_fail(c, e);

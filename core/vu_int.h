@@ -217,6 +217,10 @@ struct vu_dcache *vu_dcache_new(void);
 void vu_dcache_free(struct vu_dcache *dc);
 /* After each call: close the fds of entries replaced during it (its lookups may use them). */
 void vu_dcache_end_call(struct vu_dcache *dc);
+/* The worker gave the caller fd `num` of directory vpath; `ours` (now the cache's) is the same
+ * open file. Later calls relative to num skip reading /proc/PID/fd while kcmp(2) says it is. */
+void vu_dcache_fd_given(struct vu_ctx *ctx, struct vu_dcache *dc, int num, int ours,
+			const char *vpath);
 /* Something in the view was renamed, removed or changed its permissions. */
 void vu_dcache_invalidate(struct vu_ctx *ctx);
 

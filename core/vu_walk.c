@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/kcmp.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,8 +35,22 @@ struct dc_entry {
 	char vpath[DC_PATH];
 };
 
+/* A directory fd the worker gave a program, kept to tell (kcmp) that the program's fd of that
+ * number is still it: then its path in the view is known without reading /proc. */
+#define DC_FDS 64
+struct dc_fd {
+	int num;  /* the program's fd number */
+	int ours; /* the same open file, in the supervisor; -1: free */
+	unsigned gen;
+	int64_t born_ns;
+	size_t vlen;
+	char vpath[DC_PATH];
+};
+
 struct vu_dcache {
 	struct dc_entry e[DC_SLOTS];
+	struct dc_fd fds[DC_FDS];
+	pid_t self;
 	int dead[DC_DEAD];
 	int ndead;
 };
@@ -784,14 +799,81 @@ static int last_is_cur(struct walk *w, struct vu_lookup *lk)
 
 /* ---- the directory cache ----------------------------------------------------------------- */
 
+static int64_t dc_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 struct vu_dcache *vu_dcache_new(void)
 {
 	struct vu_dcache *dc = calloc(1, sizeof(*dc));
 
-	if (dc)
-		for (int i = 0; i < DC_SLOTS; i++)
-			dc->e[i].fd = -1;
+	if (!dc)
+		return NULL;
+	for (int i = 0; i < DC_SLOTS; i++)
+		dc->e[i].fd = -1;
+	for (int i = 0; i < DC_FDS; i++)
+		dc->fds[i].ours = -1;
+	dc->self = getpid();
 	return dc;
+}
+
+static void dc_fd_drop(struct vu_dcache *dc, struct dc_fd *f)
+{
+	if (f->ours >= 0) {
+		if (dc->ndead < DC_DEAD)
+			dc->dead[dc->ndead++] = f->ours;
+		else
+			close(f->ours);
+	}
+	f->ours = -1;
+}
+
+void vu_dcache_fd_given(struct vu_ctx *ctx, struct vu_dcache *dc, int num, int ours,
+			const char *vpath)
+{
+	struct dc_fd *f;
+	size_t vlen = strlen(vpath);
+
+	if (!dc || num < 0 || vlen >= DC_PATH || dc->ndead >= DC_DEAD - 1) {
+		close(ours);
+		return;
+	}
+	f = &dc->fds[num % DC_FDS];
+	dc_fd_drop(dc, f);
+	f->num = num;
+	f->ours = ours;
+	f->gen = __atomic_load_n(&ctx->dcache_gen, __ATOMIC_ACQUIRE);
+	f->born_ns = dc_now_ns();
+	f->vlen = vlen;
+	memcpy(f->vpath, vpath, vlen + 1);
+}
+
+/* The path in the view of a program's fd that is one the worker gave it; false if not known. */
+static bool dc_fd_vpath(struct vu_ctx *ctx, const struct vu_who *who, int num, char *out,
+			size_t outlen)
+{
+	struct vu_dcache *dc = who->cache;
+	struct dc_fd *f;
+
+	if (!dc || num < 0)
+		return false;
+	f = &dc->fds[num % DC_FDS];
+	if (f->ours < 0 || f->num != num)
+		return false;
+	if (f->gen != __atomic_load_n(&ctx->dcache_gen, __ATOMIC_ACQUIRE) ||
+	    dc_now_ns() - f->born_ns > DC_TTL_NS) {
+		dc_fd_drop(dc, f);
+		return false;
+	}
+	if (syscall(SYS_kcmp, who->tid, dc->self, KCMP_FILE, num, f->ours) != 0 ||
+	    f->vlen >= outlen)
+		return false; /* closed and reused for something else, or no kcmp(2) */
+	memcpy(out, f->vpath, f->vlen + 1);
+	return true;
 }
 
 static void dc_drop(struct vu_dcache *dc, struct dc_entry *en)
@@ -821,6 +903,8 @@ void vu_dcache_free(struct vu_dcache *dc)
 		return;
 	for (int i = 0; i < DC_SLOTS; i++)
 		dc_drop(dc, &dc->e[i]);
+	for (int i = 0; i < DC_FDS; i++)
+		dc_fd_drop(dc, &dc->fds[i]);
 	vu_dcache_end_call(dc);
 	free(dc);
 }
@@ -837,14 +921,6 @@ static uint32_t dc_hash(const char *k, size_t n)
 	for (size_t i = 0; i < n; i++)
 		h = (h ^ (unsigned char)k[i]) * 16777619u;
 	return h;
-}
-
-static int64_t dc_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 /* The key of the directory part of `path` (absolute, or relative to the canonical `start`):
@@ -1245,6 +1321,8 @@ int vu_fd_vpath(struct vu_ctx *ctx, const struct vu_who *who, int fd, char *out,
 	}
 	if (fd < 0)
 		return -EBADF;
+	if (dc_fd_vpath(ctx, who, fd, out, outlen))
+		return 0;
 	snprintf(link, sizeof(link), "/proc/%d/fd/%d", (int)who->tid, fd);
 	n = readlink(link, real, sizeof(real) - 1);
 	if (n < 0)
