@@ -2,6 +2,9 @@
 # bench/fabric_switch.sh: frames/s, Mbit/s and loss through vsq-switch, Debian's vde_switch and a
 # direct ptp:// cable, with one libvdeplug load generator (bench/fabric_switch_load.c) sending
 # 64, 512 and 1500-byte frames from one endpoint to another. Medians of RUNS runs of SECONDS.
+# The cpu columns are CPU microseconds per frame: the switch process's (utime+stime from
+# /proc, per frame received) and the generator's sending and receiving threads'. With both
+# cores busy, frames/s cannot exceed 2e6 / (switch + tx + rx): that is where the time goes.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 RUNS=${RUNS:-3}
@@ -35,30 +38,42 @@ vde_pid=$(cat "$work/vde.pid")
 # median of the numbers on stdin
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-# run TARGET SIZE -> "fps mbit loss" medians
+ticks=$(getconf CLK_TCK)
+# CPU time of process PID so far, in clock ticks
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# run TARGET SIZE [SWITCH_PID] -> "fps mbit loss switch_us tx_us rx_us" medians
 run() {
-	target=$1 size=$2
+	target=$1 size=$2 pid=${3:-}
 	: >"$work/runs"
 	r=0
 	while [ $r -lt "$RUNS" ]; do
 		rm -f "$work/ptp" "$work/ptp+"
-		"$load" "$target" "$size" "$SECONDS_PER_RUN" >>"$work/runs"
+		before=0 after=0
+		[ -n "$pid" ] && before=$(cpu_ticks "$pid")
+		out=$("$load" "$target" "$size" "$SECONDS_PER_RUN")
+		[ -n "$pid" ] && after=$(cpu_ticks "$pid")
+		echo "$out" | awk -v t="$((after - before))" -v hz="$ticks" \
+			'{ printf "%s %.2f\n", $0, $5 ? t * 1e6 / hz / $5 : 0 }' >>"$work/runs"
 		r=$((r + 1))
 	done
-	fps=$(cut -d' ' -f1 "$work/runs" | median)
-	mbit=$(cut -d' ' -f2 "$work/runs" | median)
-	loss=$(cut -d' ' -f3 "$work/runs" | median)
-	echo "$fps $mbit $loss"
+	for f in 1 2 3 8 6 7; do
+		printf '%s ' "$(cut -d' ' -f$f "$work/runs" | median)"
+	done
+	echo
 }
 
-printf '%-6s %-12s %12s %10s %8s\n' size path frames/s Mbit/s loss%
+row() { # SIZE PATH fps mbit loss switch_us tx_us rx_us
+	printf '%-6s %-12s %12s %10s %8s %10s %7s %7s\n' "$@"
+}
+row size path frames/s Mbit/s loss% cpu:switch tx rx
 for size in 64 512 1500; do
-	set -- $(run "$work/vsq" "$size"); vsq_fps=$1 vsq_mbit=$2 vsq_loss=$3
-	set -- $(run "$work/vde" "$size"); vde_fps=$1 vde_mbit=$2 vde_loss=$3
-	set -- $(run "ptp://$work/ptp" "$size"); ptp_fps=$1 ptp_mbit=$2 ptp_loss=$3
-	printf '%-6s %-12s %12s %10s %8s\n' "$size" vsq-switch "$vsq_fps" "$vsq_mbit" "$vsq_loss"
-	printf '%-6s %-12s %12s %10s %8s\n' "$size" vde_switch "$vde_fps" "$vde_mbit" "$vde_loss"
-	printf '%-6s %-12s %12s %10s %8s\n' "$size" ptp-cable "$ptp_fps" "$ptp_mbit" "$ptp_loss"
+	set -- $(run "$work/vsq" "$size" "$vsq_pid"); vsq_fps=$1
+	row "$size" vsq-switch "$@"
+	set -- $(run "$work/vde" "$size" "$vde_pid"); vde_fps=$1
+	row "$size" vde_switch "$@"
+	set -- $(run "ptp://$work/ptp" "$size"); ptp_fps=$1
+	row "$size" ptp-cable "$1" "$2" "$3" - "$5" "$6"
 	awk -v a="$vsq_fps" -v b="$vde_fps" -v c="$ptp_fps" -v s="$size" 'BEGIN {
 		printf "%-6s ratio vsq-switch/vde_switch %.2fx (target >= 1.5x), vsq-switch/ptp %.0f%% (target >= 80%%)\n",
 			s, a / b, 100 * a / c }'
