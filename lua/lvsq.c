@@ -20,7 +20,8 @@
 void vsq_lua_proc_register(lua_State *L);
 int vsq_lua_process(lua_State *L);
 
-#define LOOP_KEY "vsq.loopstate"
+#define LOOP_MT "vsq.loopstate"  /* its metatable */
+#define LOOP_KEY "vsq.loop"      /* the registry field holding the one loopstate */
 #define TIMER_MT "vsq.timer"
 #define WATCH_MT "vsq.fdwatch"
 
@@ -63,7 +64,7 @@ static void signal_async_cb(struct ev_loop *loop, ev_async *w, int revents);
 
 static int loopstate_gc(lua_State *L)
 {
-	struct loopstate *ls = luaL_checkudata(L, 1, LOOP_KEY);
+	struct loopstate *ls = luaL_checkudata(L, 1, LOOP_MT);
 
 	free(ls->fired);
 	ls->fired = NULL;
@@ -88,7 +89,7 @@ static struct loopstate *get_loopstate(lua_State *L)
 	lua_pop(L, 1);
 	ls = lua_newuserdatauv(L, sizeof(*ls), 0);
 	memset(ls, 0, sizeof(*ls));
-	if (luaL_newmetatable(L, LOOP_KEY)) {
+	if (luaL_newmetatable(L, LOOP_MT)) {
 		lua_pushcfunction(L, loopstate_gc);
 		lua_setfield(L, -2, "__gc");
 	}
