@@ -200,8 +200,12 @@ int vsq_lua_process_new(lua_State *L, vsq_lua_prepare_fn prepare, void *prepare_
 		parse_stdio(L, 2, "stdin", &plans[0]);
 		parse_stdio(L, 2, "stdout", &plans[1]);
 		parse_stdio(L, 2, "stderr", &plans[2]);
-		if (lua_getfield(L, 2, "cwd") != LUA_TNIL)
-			cwd = luaL_checkstring(L, -1);
+		if (lua_getfield(L, 2, "cwd") != LUA_TNIL) {
+			if (lua_type(L, -1) != LUA_TSTRING) /* a converted number would not stay alive */
+				return luaL_error(L, "process: option cwd must be a string, got %s",
+						  luaL_typename(L, -1));
+			cwd = lua_tostring(L, -1);
+		}
 		lua_pop(L, 1);
 		lua_getfield(L, 2, "setsid");
 		new_session = lua_toboolean(L, -1);
@@ -215,8 +219,6 @@ int vsq_lua_process_new(lua_State *L, vsq_lua_prepare_fn prepare, void *prepare_
 	}
 
 	/* environment: the current one (unless clearenv) with env={K=V or false} applied */
-	for (char **e = environ; *e; e++)
-		nenv++;
 	lua_newtable(L); /* 4: name -> "name=value" */
 	if (!clear_env) {
 		for (char **e = environ; *e; e++) {
