@@ -54,38 +54,11 @@ void vsq_port_tap_remove(struct vsq_port *port, struct vsq_port_tap *tap)
 	}
 }
 
-static void run_taps(const struct vsq_port *port, enum vsq_direction dir, const uint8_t *frame,
-		     size_t len)
+void vsq_port_run_taps(const struct vsq_port *port, enum vsq_direction dir, const uint8_t *frame,
+		       size_t len)
 {
 	for (struct vsq_port_tap *t = port->taps, *next; t; t = next) {
 		next = t->next; /* a tap may remove itself (a capture reaching its limit) */
 		t->frame(t, port, dir, frame, len);
 	}
-}
-
-int vsq_port_send(struct vsq_port *port, const uint8_t *frame, size_t len)
-{
-	struct vsq_port *peer = port->peer;
-	int rc;
-
-	if (!peer) {
-		port->counters.drops++;
-		return -ENOTCONN;
-	}
-	port->counters.out_frames++;
-	port->counters.out_bytes += len;
-	if (port->taps)
-		run_taps(port, VSQ_DIR_OUT, frame, len);
-	/* before receive: a peer that answers at once (slirp, a stack) must not have its answer
-	 * captured ahead of the frame that caused it */
-	if (peer->taps)
-		run_taps(peer, VSQ_DIR_IN, frame, len);
-	rc = peer->ops->receive(peer, frame, len);
-	if (rc < 0) {
-		peer->counters.drops++;
-		return rc;
-	}
-	peer->counters.in_frames++;
-	peer->counters.in_bytes += len;
-	return rc;
 }
