@@ -22,7 +22,6 @@
 #define PORT_MT "vsq.switch_port"
 #define LINK_MT "vsq.link"
 #define CONSOLE_MT "vsq.console"
-#define HELPER_KEY "vsq.fabric.helper"
 
 #ifndef container_of
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
@@ -57,22 +56,6 @@ struct llink {
 
 /* ---- helpers ---- */
 
-/* A thread that never runs code: C callbacks that must touch the registry (unanchoring an
- * object whose far end went away) use its stack, never the stack of a running task. */
-static lua_State *helper_thread(lua_State *L)
-{
-	lua_State *H;
-
-	if (lua_getfield(L, LUA_REGISTRYINDEX, HELPER_KEY) == LUA_TTHREAD) {
-		H = lua_tothread(L, -1);
-		lua_pop(L, 1);
-		return H;
-	}
-	lua_pop(L, 1);
-	H = lua_newthread(L);
-	lua_setfield(L, LUA_REGISTRYINDEX, HELPER_KEY);
-	return H;
-}
 
 static void anchor(lua_State *L, int idx, int *ref)
 {
@@ -1125,7 +1108,7 @@ static int new_switch(lua_State *L, int hub)
 	s = lua_newuserdatauv(L, sizeof(*s), 0);
 	memset(s, 0, sizeof(*s));
 	s->anchor = LUA_NOREF;
-	s->helper = helper_thread(L);
+	s->helper = vsq_lua_scratch(L);
 	rc = vsq_switch_new(vsq_lua_loop(L), &cfg, &s->sw);
 	if (rc < 0)
 		return vsq_lua_fail(L, rc, "%s \"%s\"", what, cfg.name);
@@ -1310,7 +1293,7 @@ static int l_link(lua_State *L)
 	lk = lua_newuserdatauv(L, sizeof(*lk), 2);
 	memset(lk, 0, sizeof(*lk));
 	lk->anchor = LUA_NOREF;
-	lk->helper = helper_thread(L);
+	lk->helper = vsq_lua_scratch(L);
 	/* each side is named after the object it faces' far end, so that a switch port's peer
 	 * reads as what is really on the other side */
 	vsq_port_init(&lk->side[0], &link_ops[0], pb->name);
@@ -1582,7 +1565,7 @@ int luaopen_vsq_fabric(lua_State *L)
 	lua_setfield(L, -2, "__vsq_port");
 	lua_pop(L, 1);
 
-	helper_thread(L);
+	vsq_lua_scratch(L);
 	luaL_newlib(L, fabric_funcs);
 	if (vsq_lua_fabric_plug_register)
 		vsq_lua_fabric_plug_register(L);

@@ -14,7 +14,6 @@
 
 #define ENDPOINT_MT "vsq.endpoint"
 #define CAPTURE_MT "vsq.capture"
-#define HELPER_KEY "vsq.fabric_plug.helper"
 
 #define DEFAULT_QUEUE_FRAMES 256
 #define DEFAULT_QUEUE_BYTES (1024 * 1024)
@@ -38,20 +37,6 @@ struct lcapture {
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 
-static lua_State *helper_thread(lua_State *L)
-{
-	lua_State *H;
-
-	if (lua_getfield(L, LUA_REGISTRYINDEX, HELPER_KEY) == LUA_TTHREAD) {
-		H = lua_tothread(L, -1);
-		lua_pop(L, 1);
-		return H;
-	}
-	lua_pop(L, 1);
-	H = lua_newthread(L);
-	lua_setfield(L, LUA_REGISTRYINDEX, HELPER_KEY);
-	return H;
-}
 
 /* An optional non-negative number field of the options table at idx. */
 static int opt_number(lua_State *L, int idx, const char *key, double *out)
@@ -724,7 +709,7 @@ int vsq_lua_capture_start(lua_State *L, struct vsq_port *port, int owner_idx, in
 	c = lua_newuserdatauv(L, sizeof(*c), 1);
 	memset(c, 0, sizeof(*c));
 	c->anchor = LUA_NOREF;
-	c->helper = helper_thread(L);
+	c->helper = vsq_lua_scratch(L);
 	c->format = options.format;
 	luaL_setmetatable(L, CAPTURE_MT);
 	lua_pushvalue(L, owner_idx);
@@ -780,7 +765,7 @@ void vsq_lua_fabric_plug_register(lua_State *L)
 	lua_setfield(L, -2, "__vsq_port");
 	lua_pop(L, 1);
 	vsq_lua_newclass(L, CAPTURE_MT, capture_metameth, capture_meth);
-	helper_thread(L);
+	vsq_lua_scratch(L);
 
 	lua_pushcfunction(L, l_open);
 	lua_setfield(L, -2, "open");

@@ -13,7 +13,6 @@
 #include "wire.h"
 
 #define WIRE_MT "vsq.wire"
-#define HELPER_KEY "vsq.fabric.wire.helper"
 
 /* Until lfabric_plug.c is linked in, captures are missing rather than breaking the build. */
 #pragma weak vsq_lua_capture_start
@@ -61,20 +60,6 @@ struct staged {
 
 /* ---- helpers ---- */
 
-static lua_State *helper_thread(lua_State *L)
-{
-	lua_State *H;
-
-	if (lua_getfield(L, LUA_REGISTRYINDEX, HELPER_KEY) == LUA_TTHREAD) {
-		H = lua_tothread(L, -1);
-		lua_pop(L, 1);
-		return H;
-	}
-	lua_pop(L, 1);
-	H = lua_newthread(L);
-	lua_setfield(L, LUA_REGISTRYINDEX, HELPER_KEY);
-	return H;
-}
 
 static void unanchor(lua_State *H, int *ref)
 {
@@ -697,7 +682,7 @@ int vsq_lua_wire_link(lua_State *L)
 	lw = lua_newuserdatauv(L, sizeof(*lw), 2);
 	memset(lw, 0, sizeof(*lw));
 	lw->anchor = LUA_NOREF;
-	lw->helper = helper_thread(L);
+	lw->helper = vsq_lua_scratch(L);
 	luaL_setmetatable(L, WIRE_MT);
 	lua_pushvalue(L, 1);
 	lua_setiuservalue(L, -2, 1);
@@ -807,7 +792,7 @@ static const luaL_Reg wire_meth[] = {{"close", wire_close},
 void vsq_lua_fabric_wire_register(lua_State *L)
 {
 	vsq_lua_newclass(L, WIRE_MT, wire_metameth, wire_meth);
-	helper_thread(L);
+	vsq_lua_scratch(L);
 	lua_pushcfunction(L, l_parse_impairment);
 	lua_setfield(L, -2, "parse_impairment");
 }

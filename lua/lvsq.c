@@ -129,6 +129,21 @@ struct ev_loop *vsq_lua_loop(lua_State *L)
 	return get_loopstate(L)->loop;
 }
 
+lua_State *vsq_lua_scratch(lua_State *L)
+{
+	lua_State *H;
+
+	if (lua_getfield(L, LUA_REGISTRYINDEX, "vsq.scratch") == LUA_TTHREAD) {
+		H = lua_tothread(L, -1);
+		lua_pop(L, 1);
+		return H;
+	}
+	lua_pop(L, 1);
+	H = lua_newthread(L);
+	lua_setfield(L, LUA_REGISTRYINDEX, "vsq.scratch");
+	return H;
+}
+
 /* ---- errors reported from callbacks ---- */
 
 static int traceback_handler(lua_State *L)

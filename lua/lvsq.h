@@ -40,6 +40,11 @@ void vsq_lua_wake(struct vsq_waiter *w);
 /* Abandon a wait (object closing): the waiting task is woken too, and should see the close. */
 void vsq_lua_waiter_cancel(struct vsq_waiter *w);
 
+/* A thread that never runs code, shared by the bindings: C callbacks that must touch the
+ * registry (unanchoring an object whose far end went away) use its stack, never the stack of
+ * a running task. */
+lua_State *vsq_lua_scratch(lua_State *L);
+
 /* Run fn(ctx) as a callback-style Lua call with a traceback on error: errors are reported
  * through vsq's error reporter (stderr with a traceback), never lost, never thrown into C. */
 int vsq_lua_pcall(lua_State *L, int nargs, int nresults);
