@@ -660,6 +660,24 @@ static void fired_cb(struct ev_loop *loop, ev_check *w, int revents)
 	free(batch);
 }
 
+/* Push a new luawatch of class tname calling the function at fn_idx (not started). */
+static struct luawatch *new_luawatch(lua_State *L, struct loopstate *ls, int fn_idx,
+				     const char *tname)
+{
+	struct luawatch *lw = lua_newuserdatauv(L, sizeof(*lw), 0);
+
+	memset(lw, 0, sizeof(*lw));
+	lw->ls = ls;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+	lw->L = lua_tothread(L, -1);
+	lua_pop(L, 1);
+	lw->self_ref = LUA_NOREF;
+	lua_pushvalue(L, fn_idx);
+	lw->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	luaL_setmetatable(L, tname);
+	return lw;
+}
+
 static double monotonic_now(void)
 {
 	struct timespec ts;
@@ -681,16 +699,7 @@ static int core_timer(lua_State *L)
 	luaL_checktype(L, 3, LUA_TFUNCTION);
 	luaL_argcheck(L, after >= 0, 1, "must not be negative");
 	luaL_argcheck(L, rep >= 0, 2, "must not be negative");
-	lw = lua_newuserdatauv(L, sizeof(*lw), 0);
-	memset(lw, 0, sizeof(*lw));
-	lw->ls = ls;
-	lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-	lw->L = lua_tothread(L, -1);
-	lua_pop(L, 1);
-	lw->self_ref = LUA_NOREF;
-	lua_pushvalue(L, 3);
-	lw->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	luaL_setmetatable(L, TIMER_MT);
+	lw = new_luawatch(L, ls, 3, TIMER_MT);
 	ev_now_update(ls->loop); /* count from now, not from the start of this loop iteration */
 	if (absolute) {
 		double now = monotonic_now();
@@ -800,16 +809,7 @@ static int core_watch(lua_State *L)
 	luaL_argcheck(L, fd >= 0 && fcntl(fd, F_GETFD) != -1, 1, "not an open file descriptor");
 	luaL_argcheck(L, events, 2, "expected \"r\", \"w\" or \"rw\"");
 	luaL_checktype(L, 3, LUA_TFUNCTION);
-	lw = lua_newuserdatauv(L, sizeof(*lw), 0);
-	memset(lw, 0, sizeof(*lw));
-	lw->ls = ls;
-	lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-	lw->L = lua_tothread(L, -1);
-	lua_pop(L, 1);
-	lw->self_ref = LUA_NOREF;
-	lua_pushvalue(L, 3);
-	lw->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	luaL_setmetatable(L, WATCH_MT);
+	lw = new_luawatch(L, ls, 3, WATCH_MT);
 	ev_io_init(&lw->w.io, io_cb, fd, events);
 	ev_io_start(ls->loop, &lw->w.io);
 	luawatch_hold(lw, L, -1);
