@@ -188,7 +188,8 @@ static int switch_forward(struct vsq_switch *sw, struct switch_port *in, const u
 
 	if (fi->tagged) {
 		vlan = fi->vlan;
-		if (!port_carries(in, vlan)) {
+		/* VID 4095 is reserved (802.1Q), and it is how a port says "no untagged VLAN" */
+		if (vlan == VSQ_VLAN_NONE || !port_carries(in, vlan)) {
 			sw->stats.vlan_drops++;
 			return -EPERM;
 		}
