@@ -450,12 +450,13 @@ static int port_tostring(lua_State *L)
 		return 1;
 	}
 	lua_pushfstring(
-	    L, "port %d of %s \"%s\" (VLAN %s, %d clients%s%s, in %d out %d drops %d)",
+	    L, "port %d of %s \"%s\" (VLAN %s, %d clients%s%s, in %I out %I drops %I)",
 	    (int)p->number, kind(s), vsq_switch_name(s->sw),
 	    info.untagged_vlan == VSQ_VLAN_NONE ? "none"
 						: lua_pushfstring(L, "%d", info.untagged_vlan),
 	    (int)info.clients, info.peer ? ", linked to " : "", info.peer ? info.peer->name : "",
-	    (int)info.counters.in_frames, (int)info.counters.out_frames, (int)info.counters.drops);
+	    (lua_Integer)info.counters.in_frames, (lua_Integer)info.counters.out_frames,
+	    (lua_Integer)info.counters.drops);
 	return 1;
 }
 
@@ -1257,10 +1258,10 @@ static int link_tostring(lua_State *L)
 	if (lk->closed)
 		lua_pushstring(L, "link (closed)");
 	else
-		lua_pushfstring(L, "link %s <-> %s (%d frames forward, %d backward)",
+		lua_pushfstring(L, "link %s <-> %s (%I frames forward, %I backward)",
 				lk->side[1].name, lk->side[0].name,
-				(int)lk->side[0].counters.in_frames,
-				(int)lk->side[1].counters.in_frames);
+				(lua_Integer)lk->side[0].counters.in_frames,
+				(lua_Integer)lk->side[1].counters.in_frames);
 	return 1;
 }
 

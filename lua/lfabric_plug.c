@@ -492,9 +492,9 @@ static int endpoint_tostring(lua_State *L)
 	}
 	vsq_plug_get_stats(ep->plug, &s);
 	vsq_plug_describe(ep->plug, describe, sizeof(describe));
-	lua_pushfstring(L, "endpoint %s (%s; %s; in %d frames, out %d, queued %d)", ep->url,
-			state_name(vsq_plug_status(ep->plug)), describe, (int)s.rx_frames,
-			(int)s.tx_frames, (int)ep->mailbox.frames);
+	lua_pushfstring(L, "endpoint %s (%s; %s; in %I frames, out %I, queued %d)", ep->url,
+			state_name(vsq_plug_status(ep->plug)), describe, (lua_Integer)s.rx_frames,
+			(lua_Integer)s.tx_frames, (int)ep->mailbox.frames);
 	return 1;
 }
 
@@ -645,9 +645,9 @@ static int capture_tostring(lua_State *L)
 		return 1;
 	}
 	vsq_pcap_get_stats(c->pcap, &s);
-	lua_pushfstring(L, "capture %s (%s %s, %d frames, %d bytes%s)", vsq_pcap_path(c->pcap),
+	lua_pushfstring(L, "capture %s (%s %s, %I frames, %I bytes%s)", vsq_pcap_path(c->pcap),
 			c->format == VSQ_PCAP_NG ? "pcapng" : "pcap",
-			s.running ? "running" : "stopped", (int)s.frames, (int)s.bytes,
+			s.running ? "running" : "stopped", (lua_Integer)s.frames, (lua_Integer)s.bytes,
 			s.limit_reached ? ", limit reached" : "");
 	return 1;
 }

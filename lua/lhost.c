@@ -302,9 +302,9 @@ static int l_tostring(lua_State *L)
 		luaL_addchar(&b, ' ');
 		luaL_addstring(&b, h->addrs[i]);
 	}
-	lua_pushfstring(L, ", %s; sent %d frames, received %d, dropped %d)",
-			vsq_netns_port(h->ns)->peer ? "linked" : "not linked", (int)st.in_frames,
-			(int)st.out_frames, (int)st.out_dropped);
+	lua_pushfstring(L, ", %s; sent %I frames, received %I, dropped %I)",
+			vsq_netns_port(h->ns)->peer ? "linked" : "not linked", (lua_Integer)st.in_frames,
+			(lua_Integer)st.out_frames, (lua_Integer)st.out_dropped);
 	luaL_addvalue(&b);
 	luaL_pushresult(&b);
 	return 1;
