@@ -1265,10 +1265,25 @@ static int link_tostring(lua_State *L)
 	return 1;
 }
 
+void vsq_lua_link_ends(lua_State *L, struct vsq_port **pa, struct vsq_port **pb)
+{
+	char err[256];
+
+	if (lua_rawequal(L, 1, 2))
+		luaL_argerror(L, 2, "cannot link an object to itself");
+	*pa = vsq_lua_toport(L, 1, err, sizeof(err));
+	if (!*pa)
+		luaL_argerror(L, 1, err);
+	*pb = vsq_lua_toport(L, 2, err, sizeof(err));
+	if (!*pb)
+		luaL_argerror(L, 2, err);
+	if (*pa == *pb)
+		luaL_argerror(L, 2, "cannot link a port to itself");
+}
+
 /* fabric.link(a, b [, impairments]): the one place links are made. */
 static int l_link(lua_State *L)
 {
-	char err[256];
 	struct vsq_port *pa, *pb;
 	struct llink *lk;
 
@@ -1280,16 +1295,7 @@ static int l_link(lua_State *L)
 					     "impairments need the wire module (lfabric_wire.c)");
 		return vsq_lua_wire_link(L);
 	}
-	if (lua_rawequal(L, 1, 2))
-		return luaL_argerror(L, 2, "cannot link an object to itself");
-	pa = vsq_lua_toport(L, 1, err, sizeof(err));
-	if (!pa)
-		return luaL_argerror(L, 1, err);
-	pb = vsq_lua_toport(L, 2, err, sizeof(err));
-	if (!pb)
-		return luaL_argerror(L, 2, err);
-	if (pa == pb)
-		return luaL_argerror(L, 2, "cannot link a port to itself");
+	vsq_lua_link_ends(L, &pa, &pb);
 
 	lk = lua_newuserdatauv(L, sizeof(*lk), 2);
 	memset(lk, 0, sizeof(*lk));

@@ -17,6 +17,10 @@ typedef struct vsq_port *(*vsq_lua_port_fn)(lua_State *L, int idx, char *err, si
 /* The free port of any port-bearing object at idx, or NULL with a message in err. */
 struct vsq_port *vsq_lua_toport(lua_State *L, int idx, char *err, size_t errlen);
 
+/* The free ports of the objects at stack indices 1 and 2 for a link or a wire, or an argument
+ * error naming which one (and an object linked to itself). */
+void vsq_lua_link_ends(lua_State *L, struct vsq_port **pa, struct vsq_port **pb);
+
 /* lfabric_plug.c: adds open(url) and the endpoint/capture classes to the module table on top
  * of the stack (called by luaopen_vsq_fabric). */
 void vsq_lua_fabric_plug_register(lua_State *L);

@@ -641,7 +641,7 @@ static int wire_tostring(lua_State *L)
 /* fabric.link(a, b, impairments) */
 int vsq_lua_wire_link(lua_State *L)
 {
-	char err[256], name[48];
+	char name[48];
 	struct vsq_port *pa, *pb;
 	struct lwire *lw;
 	struct staged st;
@@ -668,16 +668,7 @@ int vsq_lua_wire_link(lua_State *L)
 	if (st.state != 0)
 		return luaL_error(L, "link: a new wire has one state (0); add states with "
 				     "wire:markov{states=N}");
-	if (lua_rawequal(L, 1, 2))
-		return luaL_argerror(L, 2, "cannot link an object to itself");
-	pa = vsq_lua_toport(L, 1, err, sizeof(err));
-	if (!pa)
-		return luaL_argerror(L, 1, err);
-	pb = vsq_lua_toport(L, 2, err, sizeof(err));
-	if (!pb)
-		return luaL_argerror(L, 2, err);
-	if (pa == pb)
-		return luaL_argerror(L, 2, "cannot link a port to itself");
+	vsq_lua_link_ends(L, &pa, &pb);
 
 	lw = lua_newuserdatauv(L, sizeof(*lw), 2);
 	memset(lw, 0, sizeof(*lw));
