@@ -6,7 +6,8 @@
 -- name=value words the kernel hands to init as environment variables:
 --   vsq_dhcp=1          get an address with udhcpc
 --   vsq_addr=A/N        or set a static one
---   vsq_ping=IP         then ping IP (vsq_count replies, default 3, within vsq_ping_s seconds)
+--   vsq_ping=IP         then, once IP answers, ping it (vsq_count replies, default 3; the
+--                       wait and the pings each within vsq_ping_s seconds)
 --   vsq_hold=S          stay up S seconds before powering off (so that a peer can ping back)
 -- It reports on the serial console with lines starting "vsq-guest: " and ends with
 -- "vsq-guest: done" and poweroff.
@@ -39,6 +40,11 @@ elif [ -n "$vsq_addr" ]; then
 fi
 if [ -n "$vsq_ping" ]; then
   count=${vsq_count:-3}
+  # the peer may still be booting (TCG on a busy machine): wait until it answers once, then
+  # count; busybox's ping stops after -c sent, whatever -w says
+  deadline=$(( $(cut -d. -f1 /proc/uptime) + ${vsq_ping_s:-20} ))
+  until ping -c 1 -W 1 "$vsq_ping" >/dev/null 2>&1 ||
+    [ "$(cut -d. -f1 /proc/uptime)" -ge "$deadline" ]; do :; done
   ping -c "$count" -w "${vsq_ping_s:-20}" "$vsq_ping" > /tmp/ping.out 2>&1
   cat /tmp/ping.out
   got=$(sed -n 's/.* \([0-9]*\) packets received.*/\1/p' /tmp/ping.out)
