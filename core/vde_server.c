@@ -224,7 +224,13 @@ static void handshake_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	}
 	if (n == 0) {
-		refuse(h, "a client hung up during the handshake (after %zu bytes)", h->len);
+		/* connecting and closing without a word is how a second switch (or anyone) asks
+		 * whether this directory is served: an answer, not a failed client */
+		if (h->len == 0)
+			handshake_close(h, 1);
+		else
+			refuse(h, "a client hung up during the handshake (after %zu bytes)",
+			       h->len);
 		return;
 	}
 	h->len += (size_t)n;
@@ -447,8 +453,8 @@ int vsq_switch_serve(struct vsq_switch *sw, const struct vsq_vde_server_config *
 		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (probe >= 0 && connect(probe, (struct sockaddr *)&addr, sizeof(addr)) == 0) {
 			close(probe);
-			rc = fail(sw, EADDRINUSE, "cannot listen on %s (another switch serves it)",
-				  server->ctl_path);
+			rc = fail(sw, EADDRINUSE, "cannot serve %s: another switch serves it",
+				  server->dir);
 			goto fail_fd;
 		}
 		if (probe >= 0)

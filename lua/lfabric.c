@@ -56,7 +56,6 @@ struct llink {
 
 /* ---- helpers ---- */
 
-
 static void anchor(lua_State *L, int idx, int *ref)
 {
 	if (*ref != LUA_NOREF)
@@ -449,14 +448,14 @@ static int port_tostring(lua_State *L)
 		lua_pushfstring(L, "port %d of a closed switch", (int)p->number);
 		return 1;
 	}
-	lua_pushfstring(
-	    L, "port %d of %s \"%s\" (VLAN %s, %d clients%s%s, in %I out %I drops %I)",
-	    (int)p->number, kind(s), vsq_switch_name(s->sw),
-	    info.untagged_vlan == VSQ_VLAN_NONE ? "none"
-						: lua_pushfstring(L, "%d", info.untagged_vlan),
-	    (int)info.clients, info.peer ? ", linked to " : "", info.peer ? info.peer->name : "",
-	    (lua_Integer)info.counters.in_frames, (lua_Integer)info.counters.out_frames,
-	    (lua_Integer)info.counters.drops);
+	lua_pushfstring(L, "port %d of %s \"%s\" (VLAN %s, %d clients%s%s, in %I out %I drops %I)",
+			(int)p->number, kind(s), vsq_switch_name(s->sw),
+			info.untagged_vlan == VSQ_VLAN_NONE
+			    ? "none"
+			    : lua_pushfstring(L, "%d", info.untagged_vlan),
+			(int)info.clients, info.peer ? ", linked to " : "",
+			info.peer ? info.peer->name : "", (lua_Integer)info.counters.in_frames,
+			(lua_Integer)info.counters.out_frames, (lua_Integer)info.counters.drops);
 	return 1;
 }
 
@@ -1022,7 +1021,8 @@ static const char *string_option(lua_State *L, int opts, const char *what, const
 	if (t == LUA_TSTRING)
 		v = lua_tostring(L, -1);
 	else if (t != LUA_TNIL)
-		luaL_error(L, "%s: option %s must be a string, got %s", what, key, luaL_typename(L, -1));
+		luaL_error(L, "%s: option %s must be a string, got %s", what, key,
+			   luaL_typename(L, -1));
 	lua_pop(L, 1);
 	return v;
 }
@@ -1349,15 +1349,26 @@ static void console_ready(struct ev_loop *loop, ev_io *w, int revents)
 
 static int console_accept_k(lua_State *L, int status, lua_KContext ctx);
 
+/* A connection already closed without a byte sent is someone asking whether the console is in
+ * use (fabric.console on the same path does): not a session. */
+static int peer_hung_up_silent(int fd)
+{
+	char byte;
+
+	return recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
 static int console_try_accept(lua_State *L, struct lconsole *c, double timeout_s)
 {
 	int fd;
 
 	if (c->closed)
 		return luaL_error(L, "console %s is closed", c->path);
-	fd = accept4(c->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd >= 0)
-		return vsq_lua_stream_new(L, fd, c->path);
+	while ((fd = accept4(c->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		if (!peer_hung_up_silent(fd))
+			return vsq_lua_stream_new(L, fd, c->path);
+		close(fd);
+	}
 	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
 		return vsq_lua_fail(L, -errno, "console %s: accept", c->path);
 	if (timeout_s == 0) {

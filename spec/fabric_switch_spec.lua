@@ -225,6 +225,38 @@ describe("VDE server", function()
     assert.equal(2, sw:stats().clients)
   end)
 
+  it("refuses a second switch on its directory, naming it, and counts no client for it", function()
+    local sw <close>, dir = h.switch()
+    local again, msg, errno = fabric.switch { name = "again", path = dir }
+    assert.is_nil(again)
+    assert.equal('switch "again": cannot serve ' .. sw:path() .. ": another switch serves it: "
+      .. "Address already in use", msg)
+    assert.equal(98, errno)
+    vsq.sleep(0.2) -- the first switch accepts the second one's probe
+    local st = sw:stats()
+    assert.equal(0, st.refused)
+    assert.is_nil(st.last_refusal)
+    assert.equal(0, st.handshakes)
+    assert.equal(0, st.connections)
+  end)
+
+  it("logs nothing when a second switch or console probes it", function()
+    local dir = h.dir("probe")
+    local r = require("helpers.vsq").run({ "-e", ([[
+      local fabric = require "vsq.fabric"
+      fabric.log("debug", "first")
+      local sw <close> = assert(fabric.switch { path = %q })
+      local con <close> = assert(fabric.console(%q))
+      assert(not fabric.switch { path = %q })
+      assert(not fabric.console(%q))
+      vsq.sleep(0.2)
+      print(sw:stats().refused, (con:accept(0)))
+    ]]):format(dir .. "/vde", dir .. "/mgmt", dir .. "/vde", dir .. "/mgmt") }, { timeout = 10 })
+    assert.equal("", r.stderr)
+    assert.equal("0\tnil\n", r.stdout)
+    assert.is_true(r.ok)
+  end)
+
   it("survives a client that vanishes, and frees its port #peer", function()
     local sw <close>, dir = h.switch()
     local a <close> = h.client(dir)
