@@ -1027,6 +1027,27 @@ static const char *string_option(lua_State *L, int opts, const char *what, const
 	return v;
 }
 
+/* "sw0", "sw1"... and "hub0"...: each kind counts on its own, in a table of this Lua state's
+ * registry, so that what one script names does not depend on another state or kind. */
+static const char *default_name(lua_State *L, const char *prefix, char *buf, size_t len)
+{
+	lua_Integer n;
+
+	if (lua_getfield(L, LUA_REGISTRYINDEX, "vsq.fabric.names") != LUA_TTABLE) {
+		lua_pop(L, 1);
+		lua_newtable(L);
+		lua_pushvalue(L, -1);
+		lua_setfield(L, LUA_REGISTRYINDEX, "vsq.fabric.names");
+	}
+	lua_getfield(L, -1, prefix);
+	n = lua_tointeger(L, -1); /* 0 when not counted yet */
+	lua_pushinteger(L, n + 1);
+	lua_setfield(L, -3, prefix);
+	lua_pop(L, 2);
+	snprintf(buf, len, "%s%lld", prefix, (long long)n);
+	return buf;
+}
+
 /* fabric.switch{...} and fabric.hub{...} */
 static int new_switch(lua_State *L, int hub)
 {
@@ -1058,12 +1079,12 @@ static int new_switch(lua_State *L, int hub)
 	luaL_checktype(L, 1, LUA_TTABLE);
 	vsq_lua_check_options(L, 1, what, known);
 	cfg.hub = hub;
+	if (lua_getfield(L, 1, "hub") != LUA_TNIL)
+		cfg.hub = lua_toboolean(L, -1);
+	lua_pop(L, 1);
 	cfg.name = string_option(L, 1, what, "name");
-	if (!cfg.name) {
-		static unsigned seq;
-		snprintf(name, sizeof(name), "%s%u", hub ? "hub" : "sw", seq++);
-		cfg.name = name;
-	}
+	if (!cfg.name)
+		cfg.name = default_name(L, cfg.hub ? "hub" : "sw", name, sizeof(name));
 	if (lua_getfield(L, 1, "ports") != LUA_TNIL) {
 		lua_Integer n = luaL_checkinteger(L, -1);
 		if (n < 1 || n > VSQ_SWITCH_PORTS_MAX)
@@ -1071,9 +1092,6 @@ static int new_switch(lua_State *L, int hub)
 					  VSQ_SWITCH_PORTS_MAX, (int)n);
 		cfg.ports = (unsigned)n;
 	}
-	lua_pop(L, 1);
-	if (lua_getfield(L, 1, "hub") != LUA_TNIL)
-		cfg.hub = lua_toboolean(L, -1);
 	lua_pop(L, 1);
 	if (lua_getfield(L, 1, "macs") != LUA_TNIL) {
 		lua_Integer n = luaL_checkinteger(L, -1);

@@ -190,6 +190,21 @@ describe("switch", function()
     assert.equal("link (closed)", tostring(lk2))
   end)
 
+  it("names unnamed switches sw0, sw1... and hubs hub0... from 0 in every script", function()
+    local r = require("helpers.vsq").run({ "-e", [[
+      local fabric = require "vsq.fabric"
+      local names = {}
+      for _, make in ipairs({ fabric.switch, fabric.hub, fabric.switch, fabric.hub,
+        function() return fabric.switch { hub = true } end }) do
+        local sw <close> = make()
+        names[#names + 1] = sw:name()
+      end
+      print(table.concat(names, " "))
+    ]] }, { timeout = 10 })
+    assert.equal("sw0 hub0 sw1 hub1 hub2\n", r.stdout)
+    assert.is_true(r.ok)
+  end)
+
   it("rejects wrong use with errors naming the mistake", function()
     assert.has_error(function() fabric.switch { prots = 3 } end, 'switch: unknown option "prots"')
     local sw <close> = fabric.switch { ports = 4 }
