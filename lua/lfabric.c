@@ -736,6 +736,7 @@ static int switch_vlans(lua_State *L)
 {
 	struct vsq_switch *sw = check_open_switch(L, 1);
 	unsigned count = vsq_switch_port_count(sw);
+	int k = 0;
 
 	lua_newtable(L);
 	for (unsigned v = 0; v < VSQ_VLAN_COUNT; v++) {
@@ -745,7 +746,8 @@ static int switch_vlans(lua_State *L)
 			       vsq_switch_is_tagged(sw, n, v) == 1;
 		if (used) {
 			push_vlan(L, sw, v);
-			lua_rawseti(L, -2, v);
+			set_integer(L, "vlan", v);
+			lua_rawseti(L, -2, ++k);
 		}
 	}
 	return 1;

@@ -87,6 +87,18 @@ describe("switch", function()
     assert.same({ untagged = { 3 }, tagged = { 4 } }, sw:vlan(10))
   end)
 
+  it("lists the VLANs in use as a sequence in increasing order", function()
+    local sw <close> = fabric.switch { ports = 4 }
+    sw:port(1, { vlan = 20 })
+    sw:port(2, { vlan = false, tagged = { 10, 20 } })
+    assert.same({
+      { vlan = 0, untagged = { 3, 4 }, tagged = {} },
+      { vlan = 10, untagged = {}, tagged = { 2 } },
+      { vlan = 20, untagged = { 1 }, tagged = { 2 } },
+    }, sw:vlans())
+    assert.equal(3, #sw:vlans())
+  end)
+
   it("drops frames tagged with the reserved VLAN 4095, even between trunk ports", function()
     local sw <close>, dir = h.switch()
     sw:port(3, { vlan = false, tagged = { 10 } })
