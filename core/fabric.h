@@ -121,6 +121,9 @@ unsigned vsq_switch_port_count(const struct vsq_switch *sw);
 int vsq_switch_resize(struct vsq_switch *sw, unsigned ports);
 /* The port interface of port n (1..count), or NULL. Linking it joins the switch to anything. */
 struct vsq_port *vsq_switch_port(struct vsq_switch *sw, unsigned n);
+/* The switch that `port` belongs to (and its number in *n if n is not NULL), or NULL for a port
+ * of anything else. */
+struct vsq_switch *vsq_switch_of_port(const struct vsq_port *port, unsigned *n);
 /* The lowest-numbered port with nothing on it (no link, no VDE client), or -ENOSPC. */
 int vsq_switch_free_port(const struct vsq_switch *sw);
 int vsq_switch_port_info(const struct vsq_switch *sw, unsigned n,

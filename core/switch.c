@@ -653,6 +653,18 @@ struct vsq_port *vsq_switch_port(struct vsq_switch *sw, unsigned n)
 	return p ? &p->port : NULL;
 }
 
+struct vsq_switch *vsq_switch_of_port(const struct vsq_port *port, unsigned *n)
+{
+	const struct switch_port *p;
+
+	if (!port || port->ops != &switch_port_ops)
+		return NULL;
+	p = container_of(port, const struct switch_port, port);
+	if (n)
+		*n = p->number;
+	return p->sw;
+}
+
 int vsq_switch_free_port(const struct vsq_switch *sw)
 {
 	for (unsigned i = 0; i < sw->nports; i++)

@@ -1285,6 +1285,23 @@ static int link_tostring(lua_State *L)
 	return 1;
 }
 
+/* Two ports of one switch joined make a loop that, with no spanning tree, only repeats frames
+ * until the nesting limit drops them: never useful, so refused. */
+static void refuse_loop(lua_State *L, const struct vsq_port *pa, const struct vsq_port *pb)
+{
+	unsigned na, nb;
+	struct vsq_switch *sw = vsq_switch_of_port(pa, &na);
+
+	if (sw && vsq_switch_of_port(pb, &nb) == sw)
+		luaL_argerror(L, 2,
+			      lua_pushfstring(L,
+					      "cannot link %s \"%s\" to itself (ports %d and %d): "
+					      "with no spanning tree the loop would only repeat "
+					      "frames",
+					      vsq_switch_is_hub(sw) ? "hub" : "switch",
+					      vsq_switch_name(sw), (int)na, (int)nb));
+}
+
 void vsq_lua_link_ends(lua_State *L, struct vsq_port **pa, struct vsq_port **pb)
 {
 	char err[256];
@@ -1299,6 +1316,7 @@ void vsq_lua_link_ends(lua_State *L, struct vsq_port **pa, struct vsq_port **pb)
 		luaL_argerror(L, 2, err);
 	if (*pa == *pb)
 		luaL_argerror(L, 2, "cannot link a port to itself");
+	refuse_loop(L, *pa, *pb);
 }
 
 /* fabric.link(a, b [, impairments]): the one place links are made. */

@@ -202,6 +202,30 @@ describe("switch", function()
     assert.equal("link (closed)", tostring(lk2))
   end)
 
+  it("refuses to link two ports of one switch or hub, naming it, and links two switches", function()
+    local sw <close> = fabric.switch { name = "loopy", ports = 4 }
+    local hub <close> = fabric.hub { name = "rep", ports = 4 }
+    local msg = 'cannot link switch "loopy" to itself (ports 1 and 2): with no spanning tree '
+      .. "the loop would only repeat frames"
+    local function link_error(...)
+      local ok, err = pcall(fabric.link, ...)
+      assert.is_false(ok)
+      return err
+    end
+    assert.matches("bad argument #2 to '[%w.]*link' %(", link_error(sw:port(1), sw:port(2)))
+    assert.matches(msg, link_error(sw:port(1), sw:port(2)), 1, true)
+    assert.matches('cannot link switch "loopy" to itself (ports 1 and 3)', link_error(sw, sw:port(3)),
+      1, true)
+    assert.has_error(function() fabric.link(hub:port(1), hub:port(4), { delay = "1ms" }) end)
+    assert.matches('cannot link hub "rep" to itself (ports 1 and 4)', link_error(hub, hub:port(4)),
+      1, true)
+    for n = 1, 4 do assert.is_nil(sw:port(n).peer) assert.is_nil(hub:port(n).peer) end
+    -- two links between two switches make a loop too, but that one may be meant (and is allowed)
+    local l1 <close> = fabric.link(sw:port(1), hub:port(1))
+    local l2 <close> = fabric.link(sw:port(2), hub:port(2))
+    assert.equal("rep[2]", sw:port(2).peer)
+  end)
+
   it("names unnamed switches sw0, sw1... and hubs hub0... from 0 in every script", function()
     local r = require("helpers.vsq").run({ "-e", [[
       local fabric = require "vsq.fabric"
