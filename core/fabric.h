@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "log.h"
 #include "port.h"
 
 /* VLAN ids are 0..4094; the untagged VLAN of a port may also be VSQ_VLAN_NONE (0xfff, vde_switch's
@@ -32,6 +33,8 @@ struct vsq_switch_config {
 	double mac_expire_s;	      /* forget an address not seen for this long; 0 means 100 */
 	double mac_min_persistence_s; /* an address moves port only after this long of silence
 				       * on its old one (vde_switch: 3; config_init sets it) */
+	const struct vsq_log *log;    /* where its messages go (refused clients, MAC moves);
+				       * NULL drops them; must outlive the switch */
 };
 
 struct vsq_switch_stats {

@@ -19,6 +19,7 @@ struct vsq_plug {
 	struct vsq_port port; /* first: the port's receive recovers the plug from it */
 	const struct vsq_plug_scheme *scheme;
 	struct ev_loop *loop;
+	const struct vsq_log *log;
 	struct vsq_plug_stats stats;
 	int status;
 	int opening; /* state changes are not reported from inside open */
@@ -117,6 +118,11 @@ void *vsq_plug_priv(struct vsq_plug *plug)
 struct ev_loop *vsq_plug_loop(const struct vsq_plug *plug)
 {
 	return plug->loop;
+}
+
+const struct vsq_log *vsq_plug_log(const struct vsq_plug *plug)
+{
+	return plug->log;
 }
 
 struct vsq_port *vsq_plug_port(struct vsq_plug *plug)
@@ -335,6 +341,7 @@ int vsq_plug_open(struct ev_loop *loop, const char *url, const struct vsq_plug_a
 	}
 	plug->scheme = scheme;
 	plug->loop = loop;
+	plug->log = args->log;
 	vsq_port_init(&plug->port, &plug_port_ops, plug->url);
 
 	msg[0] = 0;

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "log.h"
 #include "port.h"
 
 /* Room for the error messages that vsq_plug_open and the schemes write. */
@@ -25,6 +26,7 @@ struct vsq_plug_args {
 	int port;	   /* switch port: 0 any, N port N, -1 the management port 0 */
 	const char *group; /* group of the sockets the plug creates: name or number */
 	mode_t mode; /* permissions of the sockets the plug creates; 0 is the scheme default */
+	const struct vsq_log *log; /* where its messages go; NULL drops them; must outlive it */
 };
 
 /* Counters of one endpoint. "rx" is from the URL side into the fabric, "tx" the other way. */
@@ -105,6 +107,8 @@ void vsq_plug_scheme_foreach(void (*fn)(const struct vsq_plug_scheme *scheme, vo
 
 void *vsq_plug_priv(struct vsq_plug *plug);
 struct ev_loop *vsq_plug_loop(const struct vsq_plug *plug);
+/* The log the plug was opened with (vsq_plug_args.log), or NULL. */
+const struct vsq_log *vsq_plug_log(const struct vsq_plug *plug);
 
 /* A frame arrived from the URL side: hand it to the port's peer. Frames shorter than
  * VSQ_FRAME_MIN or longer than VSQ_FRAME_MAX are counted as malformed and dropped (-EINVAL).

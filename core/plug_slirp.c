@@ -73,7 +73,7 @@ static void cb_guest_error(const char *msg, void *opaque)
 {
 	struct slirp_plug *sp = opaque;
 
-	vsq_log(VSQ_LOG_WARN, "%s: slirp: %s", vsq_plug_url(sp->plug), msg);
+	vsq_log(vsq_plug_log(sp->plug), VSQ_LOG_WARN, "%s: slirp: %s", vsq_plug_url(sp->plug), msg);
 }
 
 static int64_t cb_clock_get_ns(void *opaque)

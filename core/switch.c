@@ -174,7 +174,7 @@ static int port_carries(const struct switch_port *p, unsigned vlan)
 static void log_mac_move(struct vsq_switch *sw, const uint8_t *mac, unsigned vlan, uint32_t from,
 			 unsigned to)
 {
-	vsq_log(VSQ_LOG_INFO,
+	vsq_log(sw->log, VSQ_LOG_INFO,
 		"switch \"%s\": MAC %02x:%02x:%02x:%02x:%02x:%02x (VLAN %u) moved from port %u "
 		"to port %u",
 		sw->name, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], vlan, (unsigned)from, to);
@@ -485,6 +485,7 @@ int vsq_switch_new(struct ev_loop *loop, const struct vsq_switch_config *cfg,
 	sw->loop = loop;
 	snprintf(sw->name, sizeof(sw->name), "%s", cfg->name ? cfg->name : "");
 	sw->hub = !!cfg->hub;
+	sw->log = cfg->log;
 	sw->mac_expire_s = cfg->mac_expire_s > 0 ? cfg->mac_expire_s : SWITCH_DEFAULT_EXPIRE_S;
 	sw->mac_min_persistence_s = cfg->mac_min_persistence_s;
 	if (mac_table_init(&sw->macs,

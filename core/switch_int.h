@@ -86,6 +86,7 @@ struct vsq_switch {
 	ev_timer close_timer;
 	struct switch_mirror *mirrors;
 	struct vsq_switch_stats stats; /* counters; the gauges are filled on request */
+	const struct vsq_log *log;
 	struct vde_client *dirty;      /* clients with frames waiting for switch_flush */
 	unsigned congested;	       /* clients whose full queues hold the input back */
 	ev_timer congestion_timer;     /* bounds how long they may */

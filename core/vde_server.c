@@ -41,7 +41,7 @@ static void refuse(struct vde_handshake *h, const char *fmt, ...)
 	if (snprintf(sw->last_refusal, sizeof(sw->last_refusal), "switch \"%s\": %s", sw->name,
 		     why) >= (int)sizeof(sw->last_refusal))
 		memcpy(sw->last_refusal + sizeof(sw->last_refusal) - 4, "...", 4);
-	vsq_log(VSQ_LOG_WARN, "%s", sw->last_refusal);
+	vsq_log(sw->log, VSQ_LOG_WARN, "%s", sw->last_refusal);
 	sw->stats.refused++;
 	handshake_close(h, 1);
 }
@@ -288,8 +288,8 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return;
-			vsq_log(VSQ_LOG_WARN, "switch \"%s\": accept on %s: %s", server->sw->name,
-				server->ctl_path, strerror(errno));
+			vsq_log(server->sw->log, VSQ_LOG_WARN, "switch \"%s\": accept on %s: %s",
+				server->sw->name, server->ctl_path, strerror(errno));
 			/* out of fds: the connection stays queued and the watcher would spin, so
 			 * pause accepting for a moment */
 			ev_io_stop(loop, &server->ctl_w);
@@ -509,8 +509,8 @@ void vde_server_close(struct vde_server *server)
 	close(server->ctl_fd);
 	unlink(server->ctl_path);
 	if (server->created_dir && rmdir(server->dir) < 0 && errno != ENOENT)
-		vsq_log(VSQ_LOG_WARN, "switch \"%s\": cannot remove %s: %s", sw->name, server->dir,
-			strerror(errno));
+		vsq_log(sw->log, VSQ_LOG_WARN, "switch \"%s\": cannot remove %s: %s", sw->name,
+			server->dir, strerror(errno));
 	free(server);
 }
 

@@ -64,6 +64,10 @@ int vsq_vu_view_net(struct vsq_vu_view *view, const char *url);
 int vsq_vu_view_hook(struct vsq_vu_view *view, const char *syscall_name);
 /* Trace: every virtualized call is printed to `fd`, strace-like; -1 turns it off. */
 int vsq_vu_view_trace(struct vsq_vu_view *view, int fd);
+/* Log: where the supervisor's warnings (and those of the net plug) go; NULL drops them. The
+ * log must outlive the view and the processes spawned in it. */
+struct vsq_log;
+int vsq_vu_view_log(struct vsq_vu_view *view, const struct vsq_log *log);
 
 /* ---- system call names (x86_64) ----------------------------------------------------------- */
 

@@ -768,8 +768,8 @@ bool vu_exec_check(struct vu_ctx *ctx, struct vu_task *t)
 	if (ok && t->exec->interp[0])
 		ok = interp_is(t->tid, ai.base, t->exec->interp);
 	if (!ok) {
-		vsq_log(VSQ_LOG_WARN, "vu: pid %d ran %s, not %s: killed", (int)t->tid,
-			n > 0 ? exe : "?", t->exec->exe);
+		vsq_log(ctx->view->log, VSQ_LOG_WARN, "vu: pid %d ran %s, not %s: killed",
+			(int)t->tid, n > 0 ? exe : "?", t->exec->exe);
 	} else {
 		pthread_mutex_lock(&ctx->lock);
 		snprintf(t->pi->exe, sizeof(t->pi->exe), "%s", t->exec->vexe);

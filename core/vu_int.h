@@ -78,6 +78,7 @@ struct vsq_vu_view {
 	bool any_hook;
 	int trace_fd;
 	char *net_url;
+	const struct vsq_log *log;
 	char err[512];
 };
 
@@ -181,8 +182,8 @@ unsigned vu_attrs_for(const struct vu_ctx *ctx, const char *vpath, size_t vlen,
  */
 
 struct vu_net;
-int vu_net_open(struct ev_loop *loop, const char *url, struct vu_net **out, char *err,
-		size_t errlen);
+int vu_net_open(struct ev_loop *loop, const char *url, const struct vsq_log *log,
+		struct vu_net **out, char *err, size_t errlen);
 /* In the program's process before its first exec: into the namespaces. */
 int vu_net_enter(const struct vu_net *n);
 void vu_net_close(struct vu_net *n);

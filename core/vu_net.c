@@ -15,9 +15,10 @@ struct vu_net {
 	struct vsq_plug *plug;
 };
 
-int vu_net_open(struct ev_loop *loop, const char *url, struct vu_net **out, char *err,
-		size_t errlen)
+int vu_net_open(struct ev_loop *loop, const char *url, const struct vsq_log *log,
+		struct vu_net **out, char *err, size_t errlen)
 {
+	struct vsq_plug_args args = {.log = log};
 	struct vsq_netns_config cfg = {.ifname = "eth0", .user_ns = -1};
 	struct vu_net *n = calloc(1, sizeof(*n));
 	char why[VSQ_PLUG_ERRLEN];
@@ -32,7 +33,7 @@ int vu_net_open(struct ev_loop *loop, const char *url, struct vu_net **out, char
 		free(n);
 		return e;
 	}
-	if ((e = vsq_plug_open(loop, url, NULL, &n->plug, why, sizeof(why))) < 0) {
+	if ((e = vsq_plug_open(loop, url, &args, &n->plug, why, sizeof(why))) < 0) {
 		snprintf(err, errlen, "net: %s", why);
 		vsq_netns_close(n->ns);
 		free(n);

@@ -134,7 +134,7 @@ static void respond(struct vu_ctx *ctx, struct vu_call *c)
 		resp->val = c->val;
 	}
 	if (ioctl(ctx->listener, SECCOMP_IOCTL_NOTIF_SEND, resp) < 0 && errno != ENOENT)
-		vsq_log(VSQ_LOG_WARN, "vu: cannot answer %s of %d: %s",
+		vsq_log(ctx->view->log, VSQ_LOG_WARN, "vu: cannot answer %s of %d: %s",
 			vsq_vu_syscall_name(c->req->data.nr), (int)c->who.tid, strerror(errno));
 }
 

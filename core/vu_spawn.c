@@ -255,7 +255,8 @@ int vsq_vu_spawn(struct ev_loop *loop, const struct vsq_vu_view *view,
 			proc_release(p);
 			return -EINVAL;
 		}
-		if ((e = vu_net_open(loop, view->net_url, &p->ctx->net, err, errlen)) < 0) {
+		if ((e = vu_net_open(loop, view->net_url, view->log, &p->ctx->net, err, errlen)) <
+		    0) {
 			proc_release(p);
 			return e;
 		}

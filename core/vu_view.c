@@ -257,6 +257,12 @@ int vsq_vu_view_trace(struct vsq_vu_view *v, int fd)
 	return 0;
 }
 
+int vsq_vu_view_log(struct vsq_vu_view *v, const struct vsq_log *log)
+{
+	v->log = log;
+	return 0;
+}
+
 /* ---- matching -------------------------------------------------------------------------------- */
 
 const struct vu_rule *vu_mapping_for(const struct vu_ctx *ctx, const char *vpath, size_t vlen,

@@ -1081,6 +1081,7 @@ static int new_switch(lua_State *L, int hub)
 	luaL_checktype(L, 1, LUA_TTABLE);
 	vsq_lua_check_options(L, 1, what, known);
 	cfg.hub = hub;
+	cfg.log = vsq_lua_log(L);
 	if (lua_getfield(L, 1, "hub") != LUA_TNIL)
 		cfg.hub = lua_toboolean(L, -1);
 	lua_pop(L, 1);
@@ -1527,28 +1528,15 @@ static int l_console(lua_State *L)
 
 /* ---- where core/'s messages go ---- */
 
-static void stderr_sink(enum vsq_log_level level, const char *msg, void *ctx)
-{
-	static const char *const names[] = {"error", "warning", "info", "debug"};
-
-	fprintf(stderr, "%s: %s: %s\n", (const char *)ctx, names[level], msg);
-	fflush(stderr);
-}
-
-/* fabric.log(level [, prefix]): print core messages (refused VDE clients, MAC moves...) up to
- * `level` ("error", "warn", "info", "debug") on stderr, or "off". For tools such as
- * vsq-switch; it replaces whatever sink the process had. */
+/* fabric.log(level [, prefix]): print the core messages (refused VDE clients, MAC moves...) of
+ * the objects this Lua state makes, up to `level` ("error", "warn", "info", "debug"), on stderr,
+ * or "off". For tools such as vsq-switch; other Lua states keep their own setting. */
 static int l_log(lua_State *L)
 {
 	static const char *const levels[] = {"error", "warn", "info", "debug", "off", NULL};
-	static char prefix[64];
 	int level = luaL_checkoption(L, 1, NULL, levels);
 
-	snprintf(prefix, sizeof(prefix), "%s", luaL_optstring(L, 2, "vsq"));
-	if (level == 4)
-		vsq_log_set_sink(NULL, NULL, VSQ_LOG_ERROR);
-	else
-		vsq_log_set_sink(stderr_sink, prefix, (enum vsq_log_level)level);
+	vsq_lua_log_set(L, level == 4 ? -1 : level, luaL_optstring(L, 2, "vsq"));
 	return 0;
 }
 

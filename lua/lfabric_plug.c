@@ -199,7 +199,7 @@ static int l_open(lua_State *L)
 	static const char *const known[] = {"descr",	   "port",    "group", "mode", "queue",
 					    "queue_bytes", "timeout", "wait",  NULL};
 	const char *url = luaL_checkstring(L, 1);
-	struct vsq_plug_args args = {0};
+	struct vsq_plug_args args = {.log = vsq_lua_log(L)};
 	double number, timeout = DEFAULT_OPEN_TIMEOUT_S, frames = DEFAULT_QUEUE_FRAMES,
 		       bytes = DEFAULT_QUEUE_BYTES;
 	char err[VSQ_PLUG_ERRLEN];

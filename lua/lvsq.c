@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "lstream.h"
 #include "modules.h"
 
@@ -77,16 +78,22 @@ static int loopstate_gc(lua_State *L)
 	return 0;
 }
 
+/* The per-state userdata the registry keeps at `key`, or NULL if not made yet. */
+static void *registry_userdata(lua_State *L, const char *key)
+{
+	void *p =
+	    lua_getfield(L, LUA_REGISTRYINDEX, key) == LUA_TUSERDATA ? lua_touserdata(L, -1) : NULL;
+
+	lua_pop(L, 1);
+	return p;
+}
+
 static struct loopstate *get_loopstate(lua_State *L)
 {
-	struct loopstate *ls;
+	struct loopstate *ls = registry_userdata(L, LOOP_KEY);
 
-	if (lua_getfield(L, LUA_REGISTRYINDEX, LOOP_KEY) == LUA_TUSERDATA) {
-		ls = lua_touserdata(L, -1);
-		lua_pop(L, 1);
+	if (ls)
 		return ls;
-	}
-	lua_pop(L, 1);
 	ls = lua_newuserdatauv(L, sizeof(*ls), 0);
 	memset(ls, 0, sizeof(*ls));
 	if (luaL_newmetatable(L, LOOP_MT)) {
@@ -127,6 +134,50 @@ static struct loopstate *get_loopstate(lua_State *L)
 struct ev_loop *vsq_lua_loop(lua_State *L)
 {
 	return get_loopstate(L)->loop;
+}
+
+/* ---- where core/'s messages go ---- */
+
+struct state_log {
+	struct vsq_log log;
+	char prefix[64];
+};
+
+static void stderr_sink(enum vsq_log_level level, const char *msg, void *ctx)
+{
+	static const char *const names[] = {"error", "warning", "info", "debug"};
+
+	fprintf(stderr, "%s: %s: %s\n", (const char *)ctx, names[level], msg);
+	fflush(stderr);
+}
+
+/* A userdata held by the registry: it lives as long as the state, and the objects that write to
+ * it are finalized before lua_close frees any memory. */
+static struct state_log *state_log(lua_State *L)
+{
+	struct state_log *sl = registry_userdata(L, "vsq.log");
+
+	if (sl)
+		return sl;
+	sl = lua_newuserdatauv(L, sizeof(*sl), 0);
+	memset(sl, 0, sizeof(*sl));
+	sl->log.ctx = sl->prefix;
+	lua_setfield(L, LUA_REGISTRYINDEX, "vsq.log");
+	return sl;
+}
+
+const struct vsq_log *vsq_lua_log(lua_State *L)
+{
+	return &state_log(L)->log;
+}
+
+void vsq_lua_log_set(lua_State *L, int max_level, const char *prefix)
+{
+	struct state_log *sl = state_log(L);
+
+	snprintf(sl->prefix, sizeof(sl->prefix), "%s", prefix);
+	sl->log.sink = max_level < 0 ? NULL : stderr_sink;
+	sl->log.max_level = max_level < 0 ? VSQ_LOG_ERROR : (enum vsq_log_level)max_level;
 }
 
 lua_State *vsq_lua_scratch(lua_State *L)

@@ -40,6 +40,15 @@ void vsq_lua_wake(struct vsq_waiter *w);
 /* Abandon a wait (object closing): the waiting task is woken too, and should see the close. */
 void vsq_lua_waiter_cancel(struct vsq_waiter *w);
 
+/* The log that core/ objects made from this Lua state write to (switches, plugs, views): one
+ * per Lua state, so that two states (two embedded interpreters) never see each other's
+ * messages. It drops everything until vsq_lua_log_set. */
+struct vsq_log;
+const struct vsq_log *vsq_lua_log(lua_State *L);
+/* Print this state's core messages up to `max_level` (an enum vsq_log_level) on stderr as
+ * "<prefix>: <level>: <message>"; max_level < 0 drops them. The prefix is cut to 63 bytes. */
+void vsq_lua_log_set(lua_State *L, int max_level, const char *prefix);
+
 /* A thread that never runs code, shared by the bindings: C callbacks that must touch the
  * registry (unanchoring an object whose far end went away) use its stack, never the stack of
  * a running task. */

@@ -224,6 +224,7 @@ static int l_view(lua_State *L)
 	luaL_setmetatable(L, VIEW_MT);
 	if (!(v->view = vsq_vu_view_new()))
 		return luaL_error(L, "vu.view: out of memory");
+	vsq_vu_view_log(v->view, vsq_lua_log(L));
 	/* uservalue: the hooks table */
 	lua_newtable(L);
 	lua_setiuservalue(L, -2, 1);
