@@ -65,6 +65,8 @@ struct vsq_switch_port_info {
 	struct vsq_port_counters counters; /* in = into the switch, out = out of it */
 	uint64_t queue_drops;		   /* frames its VDE clients' full queues refused */
 	unsigned queued;		   /* frames now waiting in its clients' queues */
+	uid_t access_uid;		   /* see vsq_switch_set_access; (uid_t)-1: none */
+	gid_t access_gid;		   /* (gid_t)-1: none */
 };
 
 struct vsq_switch_client_info {
@@ -119,6 +121,9 @@ const char *vsq_switch_error(const struct vsq_switch *sw);
 
 /* ---- Ports ---- */
 
+/* Ports 1..count, plus port 0: vde_switch's management port, never given to a client that
+ * asks for any port, and by default only to the switch's own user and root. Functions taking
+ * a port number n accept 0 unless they say otherwise. */
 unsigned vsq_switch_port_count(const struct vsq_switch *sw);
 /* Grow or shrink to `ports` ports; shrinking fails with -EBUSY if a removed port is in use. */
 int vsq_switch_resize(struct vsq_switch *sw, unsigned ports);
@@ -127,14 +132,20 @@ struct vsq_port *vsq_switch_port(struct vsq_switch *sw, unsigned n);
 /* The switch that `port` belongs to (and its number in *n if n is not NULL), or NULL for a port
  * of anything else. */
 struct vsq_switch *vsq_switch_of_port(const struct vsq_port *port, unsigned *n);
-/* The lowest-numbered port with nothing on it (no link, no VDE client), or -ENOSPC. */
+/* The lowest-numbered port from 1 with nothing on it (no link, no VDE client), or -ENOSPC. */
 int vsq_switch_free_port(const struct vsq_switch *sw);
 int vsq_switch_port_info(const struct vsq_switch *sw, unsigned n,
 			 struct vsq_switch_port_info *info);
-/* Zero the counters of port n (0: all ports and the switch's own). */
+/* Zero the counters of port n (0 here: all ports and the switch's own). */
 int vsq_switch_reset_counters(struct vsq_switch *sw, unsigned n);
 /* Disconnect every VDE client on port n. */
 int vsq_switch_port_disconnect(struct vsq_switch *sw, unsigned n);
+
+/* Who may connect VDE clients to port n, as vde_switch's port/setuser and port/setgroup: user
+ * `uid` and the members of group `gid` ((uid_t)-1, (gid_t)-1: none); root always may. A port
+ * with neither is open to every user, except port 0, which then takes only the switch's own
+ * user. Clients already on the port stay. */
+int vsq_switch_set_access(struct vsq_switch *sw, unsigned n, uid_t uid, gid_t gid);
 
 int vsq_switch_set_hub(struct vsq_switch *sw, int hub);
 int vsq_switch_is_hub(const struct vsq_switch *sw);
@@ -153,7 +164,7 @@ int vsq_switch_is_tagged(const struct vsq_switch *sw, unsigned n, unsigned vlan)
 /* ---- Mirroring ---- */
 
 /* Copy every frame entering or leaving port `from` (as seen on that port) to port `to`.
- * -EINVAL for a bad port or from == to, -EEXIST if already mirrored there. */
+ * -EINVAL for a bad port (0 included) or from == to, -EEXIST if already mirrored there. */
 int vsq_switch_mirror_add(struct vsq_switch *sw, unsigned from, unsigned to);
 /* Stop mirroring from -> to (to == 0: every mirror of `from`); -ENOENT if there was none. */
 int vsq_switch_mirror_remove(struct vsq_switch *sw, unsigned from, unsigned to);
@@ -165,8 +176,8 @@ void vsq_switch_mirrors(const struct vsq_switch *sw,
 
 void vsq_switch_macs(const struct vsq_switch *sw,
 		     void (*fn)(const struct vsq_switch_mac_info *mac, void *ctx), void *ctx);
-/* The port that learnt `mac` on `vlan`, or 0. */
-unsigned vsq_switch_mac_lookup(const struct vsq_switch *sw, const uint8_t mac[6], unsigned vlan);
+/* The port that learnt `mac` on `vlan`, or -ENOENT. */
+int vsq_switch_mac_lookup(const struct vsq_switch *sw, const uint8_t mac[6], unsigned vlan);
 void vsq_switch_mac_flush(struct vsq_switch *sw);
 void vsq_switch_get_stats(const struct vsq_switch *sw, struct vsq_switch_stats *stats);
 

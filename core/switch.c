@@ -35,9 +35,9 @@ const char *vsq_switch_name(const struct vsq_switch *sw)
 
 struct switch_port *switch_port_get(const struct vsq_switch *sw, unsigned n)
 {
-	if (n == 0 || n > sw->nports)
+	if (n > sw->nports)
 		return NULL;
-	return sw->ports[n - 1];
+	return sw->ports[n];
 }
 
 /* ---- frames as an output port sees them ---- */
@@ -171,13 +171,15 @@ static int port_carries(const struct switch_port *p, unsigned vlan)
 	return p->untagged_vlan == vlan || vlan_set_has(&p->tagged, vlan);
 }
 
-static void log_mac_move(struct vsq_switch *sw, const uint8_t *mac, unsigned vlan, uint32_t from,
-			 unsigned to)
+static void log_mac_move(struct vsq_switch *sw, const uint8_t *mac, unsigned vlan,
+			 uint32_t from_mac_port, struct switch_port *to)
 {
+	unsigned from = from_mac_port - 1;
+
 	vsq_log(sw->log, VSQ_LOG_INFO,
 		"switch \"%s\": MAC %02x:%02x:%02x:%02x:%02x:%02x (VLAN %u) moved from port %u "
 		"to port %u",
-		sw->name, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], vlan, (unsigned)from, to);
+		sw->name, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], vlan, from, to->number);
 }
 
 static int switch_forward(struct vsq_switch *sw, struct switch_port *in, const uint8_t *frame,
@@ -206,11 +208,12 @@ static int switch_forward(struct vsq_switch *sw, struct switch_port *in, const u
 	if (!fi->src_group) {
 		uint32_t old_port = 0;
 		double now = ev_now(sw->loop);
-		switch (mac_table_learn(&sw->macs, mac_key(frame + 6, vlan), in->number, now,
-					sw->mac_min_persistence_s, &old_port)) {
+		switch (mac_table_learn(&sw->macs, mac_key(frame + 6, vlan),
+					SWITCH_MAC_PORT(in->number), now, sw->mac_min_persistence_s,
+					&old_port)) {
 		case MAC_LEARN_MOVED:
 			sw->stats.mac_moves++;
-			log_mac_move(sw, frame + 6, vlan, old_port, in->number);
+			log_mac_move(sw, frame + 6, vlan, old_port, in);
 			break;
 		case MAC_LEARN_KEPT:
 			sw->stats.mac_moves++;
@@ -225,8 +228,8 @@ static int switch_forward(struct vsq_switch *sw, struct switch_port *in, const u
 	if (!fi->dst_group)
 		dst = mac_table_lookup(&sw->macs, mac_key(frame, vlan));
 	if (dst) {
-		struct switch_port *out = switch_port_get(sw, dst);
-		if (dst == in->number) {
+		struct switch_port *out = switch_port_get(sw, dst - 1);
+		if (out == in) {
 			sw->stats.filtered++;
 			return 0;
 		}
@@ -238,7 +241,7 @@ static int switch_forward(struct vsq_switch *sw, struct switch_port *in, const u
 		}
 	}
 	sw->stats.flooded++;
-	for (unsigned i = 0; i < sw->nports; i++) {
+	for (unsigned i = 0; i <= sw->nports; i++) {
 		struct switch_port *p = sw->ports[i];
 		if (p != in && port_in_use(p) && port_carries(p, vlan))
 			vlan_output(sw, p, frame, len, fi, vlan, tag_store);
@@ -254,7 +257,7 @@ static int hub_forward(struct vsq_switch *sw, struct switch_port *in, const uint
 	sw->stats.frames++;
 	sw->stats.bytes += len;
 	sw->stats.flooded++;
-	for (unsigned i = 0; i < sw->nports; i++) {
+	for (unsigned i = 0; i <= sw->nports; i++) {
 		struct switch_port *p = sw->ports[i];
 		if (p != in && port_in_use(p))
 			port_output(sw, p, &of);
@@ -316,7 +319,7 @@ static const struct vsq_port_ops switch_port_ops = {
 void switch_port_idle(struct vsq_switch *sw, struct switch_port *p)
 {
 	if (!port_in_use(p))
-		mac_table_forget_port(&sw->macs, p->number);
+		mac_table_forget_port(&sw->macs, SWITCH_MAC_PORT(p->number));
 }
 
 static struct switch_port *port_new(struct vsq_switch *sw, unsigned n)
@@ -331,6 +334,8 @@ static struct switch_port *port_new(struct vsq_switch *sw, unsigned n)
 	p->sw = sw;
 	p->number = n;
 	p->untagged_vlan = 0;
+	p->access_uid = (uid_t)-1;
+	p->access_gid = (gid_t)-1;
 	return p;
 }
 
@@ -360,7 +365,7 @@ int vsq_switch_mirror_add(struct vsq_switch *sw, unsigned from, unsigned to)
 	struct switch_port *pf = switch_port_get(sw, from);
 	struct switch_mirror *m;
 
-	if (!pf || !switch_port_get(sw, to) || from == to) {
+	if (!from || !to || !pf || !switch_port_get(sw, to) || from == to) {
 		switch_set_error(sw, "switch \"%s\": cannot mirror port %u to port %u", sw->name,
 				 from, to);
 		return -EINVAL;
@@ -409,7 +414,7 @@ static int mirrors_remove(struct vsq_switch *sw, unsigned from, unsigned to)
 
 int vsq_switch_mirror_remove(struct vsq_switch *sw, unsigned from, unsigned to)
 {
-	if (!switch_port_get(sw, from))
+	if (!from || !switch_port_get(sw, from))
 		return -EINVAL;
 	return mirrors_remove(sw, from, to) ? 0 : -ENOENT;
 }
@@ -512,7 +517,7 @@ int vsq_switch_new(struct ev_loop *loop, const struct vsq_switch_config *cfg,
 	return 0;
 
 fail_rx:
-	for (unsigned i = 0; i < sw->nports; i++)
+	for (unsigned i = 0; sw->ports && i <= sw->nports; i++)
 		free(sw->ports[i]);
 	free(sw->ports);
 	free(sw->rx_buf);
@@ -534,7 +539,7 @@ static void close_now(struct vsq_switch *sw)
 		sw->server = NULL;
 	}
 	mirrors_remove(sw, 0, 0);
-	for (unsigned i = 0; i < sw->nports; i++) {
+	for (unsigned i = 0; i <= sw->nports; i++) {
 		vsq_port_unlink(&sw->ports[i]->port);
 		vsq_pcap_detach_port(&sw->ports[i]->port); /* captures on a closed switch end */
 	}
@@ -567,7 +572,7 @@ static void free_now(struct vsq_switch *sw)
 {
 	close_now(sw);
 	ev_timer_stop(sw->loop, &sw->close_timer);
-	for (unsigned i = 0; i < sw->nports; i++)
+	for (unsigned i = 0; i <= sw->nports; i++)
 		free(sw->ports[i]);
 	free(sw->ports);
 	free(sw->rx_buf);
@@ -606,7 +611,7 @@ int vsq_switch_resize(struct vsq_switch *sw, unsigned ports)
 		return -EINVAL;
 	}
 	for (unsigned n = ports + 1; n <= sw->nports; n++) {
-		struct switch_port *p = sw->ports[n - 1];
+		struct switch_port *p = sw->ports[n];
 		int mirror_taps = 0;
 		for (struct switch_mirror *m = sw->mirrors; m; m = m->next)
 			mirror_taps += m->from == n;
@@ -623,21 +628,25 @@ int vsq_switch_resize(struct vsq_switch *sw, unsigned ports)
 		for (unsigned n = ports + 1; n <= sw->nports; n++) {
 			mirrors_remove(sw, n, 0);
 			mirrors_remove(sw, 0, n);
-			free(sw->ports[n - 1]);
+			free(sw->ports[n]);
 		}
-		mac_table_forget_above(&sw->macs, ports);
+		mac_table_forget_above(&sw->macs, SWITCH_MAC_PORT(ports));
 		sw->nports = ports;
 		return 0;
 	}
-	if (ports == sw->nports)
+	if (ports == sw->nports && sw->ports)
 		return 0;
-	v = realloc(sw->ports, ports * sizeof(*v));
+	v = realloc(sw->ports, (ports + 1) * sizeof(*v));
 	if (!v)
 		return -ENOMEM;
+	if (!sw->ports && !(v[0] = port_new(sw, 0))) { /* a new switch: its port 0 first */
+		free(v);
+		return -ENOMEM;
+	}
 	sw->ports = v;
 	for (unsigned n = sw->nports + 1; n <= ports; n++) {
-		sw->ports[n - 1] = port_new(sw, n);
-		if (!sw->ports[n - 1]) {
+		sw->ports[n] = port_new(sw, n);
+		if (!sw->ports[n]) {
 			/* keep what was made: the switch stays consistent with fewer ports */
 			sw->nports = n - 1;
 			return -ENOMEM;
@@ -668,9 +677,9 @@ struct vsq_switch *vsq_switch_of_port(const struct vsq_port *port, unsigned *n)
 
 int vsq_switch_free_port(const struct vsq_switch *sw)
 {
-	for (unsigned i = 0; i < sw->nports; i++)
-		if (!port_in_use(sw->ports[i]))
-			return (int)i + 1;
+	for (unsigned n = 1; n <= sw->nports; n++)
+		if (!port_in_use(sw->ports[n]))
+			return (int)n;
 	return -ENOSPC;
 }
 
@@ -687,6 +696,8 @@ int vsq_switch_port_info(const struct vsq_switch *sw, unsigned n, struct vsq_swi
 	info->peer = p->port.peer;
 	info->counters = p->port.counters;
 	info->queue_drops = p->queue_drops;
+	info->access_uid = p->access_uid;
+	info->access_gid = p->access_gid;
 	for (const struct vde_client *c = p->clients; c; c = vde_client_next(c))
 		info->queued += vde_client_queued(c);
 	return 0;
@@ -695,7 +706,7 @@ int vsq_switch_port_info(const struct vsq_switch *sw, unsigned n, struct vsq_swi
 int vsq_switch_reset_counters(struct vsq_switch *sw, unsigned n)
 {
 	if (n == 0) {
-		for (unsigned i = 0; i < sw->nports; i++) {
+		for (unsigned i = 0; i <= sw->nports; i++) {
 			memset(&sw->ports[i]->port.counters, 0,
 			       sizeof(sw->ports[i]->port.counters));
 			sw->ports[i]->queue_drops = 0;
@@ -719,6 +730,17 @@ int vsq_switch_port_disconnect(struct vsq_switch *sw, unsigned n)
 		return -EINVAL;
 	while (p->clients)
 		vde_client_close(p->clients);
+	return 0;
+}
+
+int vsq_switch_set_access(struct vsq_switch *sw, unsigned n, uid_t uid, gid_t gid)
+{
+	struct switch_port *p = switch_port_get(sw, n);
+
+	if (!p)
+		return -EINVAL;
+	p->access_uid = uid;
+	p->access_gid = gid;
 	return 0;
 }
 
@@ -746,7 +768,7 @@ int vsq_switch_set_untagged(struct vsq_switch *sw, unsigned n, unsigned vlan)
 	}
 	if (p->untagged_vlan != vlan) {
 		p->untagged_vlan = vlan;
-		mac_table_forget_port(&sw->macs, n);
+		mac_table_forget_port(&sw->macs, SWITCH_MAC_PORT(n));
 	}
 	return 0;
 }
@@ -769,7 +791,7 @@ int vsq_switch_set_tagged(struct vsq_switch *sw, unsigned n, unsigned vlan, int 
 	if (vlan_set_has(&p->tagged, vlan) != !!member) {
 		vlan_set_put(&p->tagged, vlan, member);
 		if (!member)
-			mac_table_forget_port(&sw->macs, n);
+			mac_table_forget_port(&sw->macs, SWITCH_MAC_PORT(n));
 	}
 	return 0;
 }
@@ -798,15 +820,17 @@ void vsq_switch_macs(const struct vsq_switch *sw,
 		for (int b = 0; b < 6; b++)
 			info.mac[b] = (uint8_t)(e->key >> (56 - 8 * b));
 		info.vlan = (unsigned)(e->key & 0xffff);
-		info.port = e->port;
+		info.port = e->port - 1;
 		info.age_s = now - e->last_seen;
 		fn(&info, ctx);
 	}
 }
 
-unsigned vsq_switch_mac_lookup(const struct vsq_switch *sw, const uint8_t mac[6], unsigned vlan)
+int vsq_switch_mac_lookup(const struct vsq_switch *sw, const uint8_t mac[6], unsigned vlan)
 {
-	return mac_table_lookup(&sw->macs, mac_key(mac, vlan));
+	uint32_t port = mac_table_lookup(&sw->macs, mac_key(mac, vlan));
+
+	return port ? (int)port - 1 : -ENOENT;
 }
 
 void vsq_switch_mac_flush(struct vsq_switch *sw)
@@ -819,7 +843,7 @@ void vsq_switch_get_stats(const struct vsq_switch *sw, struct vsq_switch_stats *
 	*stats = sw->stats;
 	stats->macs = (unsigned)sw->macs.count;
 	stats->clients = 0;
-	for (unsigned i = 0; i < sw->nports; i++)
+	for (unsigned i = 0; i <= sw->nports; i++)
 		stats->clients += sw->ports[i]->nclients;
 	stats->handshakes = sw->server ? vde_server_handshakes(sw->server) : 0;
 }

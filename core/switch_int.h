@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "fabric.h"
 #include "mactable_int.h"
@@ -18,6 +19,8 @@
 #define SWITCH_GC_INTERVAL_S 2.0
 /* frames read per recvmmsg */
 #define SWITCH_BATCH 32
+/* The MAC table keeps port 0 for "none", so port n is n + 1 there. */
+#define SWITCH_MAC_PORT(n) ((uint32_t)(n) + 1)
 /* Frames passing through the switch again (linked objects forming a loop) nest; beyond this the
  * frame is dropped instead of overflowing the stack. */
 #define SWITCH_MAX_DEPTH 8
@@ -65,6 +68,8 @@ struct switch_port {
 	struct vde_client *clients; /* VDE clients on this port (they share it, as in vde_switch) */
 	unsigned nclients;
 	uint64_t queue_drops;
+	uid_t access_uid; /* only this user (and root, and access_gid)... or (uid_t)-1 */
+	gid_t access_gid; /* ...and members of this group may have VDE clients here, or -1 */
 };
 
 struct vsq_switch {
@@ -72,7 +77,8 @@ struct vsq_switch {
 	char name[48];
 	char error[VSQ_SWITCH_ERRLEN];
 	char last_refusal[VSQ_SWITCH_ERRLEN]; /* why the VDE server last refused a client */
-	struct switch_port **ports;	      /* ports[n - 1] is port n */
+	struct switch_port **ports; /* ports[n] is port n: 0 (vde_switch's management port) and
+				     * 1..nports */
 	unsigned nports;
 	int hub;
 	int closed;	/* vsq_switch_close ran: no ports linked, no server */

@@ -5,7 +5,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,6 +107,94 @@ static void describe_access_problem(struct vde_handshake *h, const struct vde_re
 	       (unsigned)st.st_gid, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
 }
 
+/* Whether the peer of fd is in group gid: its primary group or a supplementary one, as the
+ * kernel recorded them when it connected (SO_PEERGROUPS), else as the user's account lists
+ * them. */
+static int peer_in_group(int fd, uid_t uid, gid_t gid)
+{
+	gid_t some[64], *groups = some;
+	socklen_t len = sizeof(some), cred_len;
+	struct ucred cred;
+	struct passwd *pw;
+	int rc, found = 0, n = sizeof(some) / sizeof(some[0]);
+
+	cred_len = sizeof(cred);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) == 0 && cred.gid == gid)
+		return 1;
+	rc = getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len);
+	if (rc < 0 && errno == ERANGE && (groups = malloc(len)) != NULL)
+		rc = getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len);
+	for (size_t i = 0; rc == 0 && i < len / sizeof(gid_t); i++)
+		found |= groups[i] == gid;
+	if (groups != some)
+		free(groups);
+	if (rc == 0)
+		return found;
+	/* no SO_PEERGROUPS (Linux before 4.13): the groups of the user's account */
+	pw = uid != (uid_t)-1 ? getpwuid(uid) : NULL;
+	if (!pw)
+		return 0;
+	if (getgrouplist(pw->pw_name, pw->pw_gid, some, &n) < 0)
+		return pw->pw_gid == gid;
+	for (int i = 0; i < n; i++)
+		found |= some[i] == gid;
+	return found;
+}
+
+/* vde_switch's access rules: root may use any port; a port with an access list (its user, its
+ * group) takes that user and the group's members; port 0, the management port, otherwise only
+ * the switch's own user; other ports anyone. */
+static int may_use(struct vde_handshake *h, const struct switch_port *p)
+{
+	if (h->uid == 0)
+		return 1;
+	if (p->access_uid != (uid_t)-1 && h->uid == p->access_uid)
+		return 1;
+	if (p->access_gid != (gid_t)-1 && peer_in_group(h->fd, h->uid, p->access_gid))
+		return 1;
+	if (p->access_uid != (uid_t)-1 || p->access_gid != (gid_t)-1)
+		return 0;
+	return p->number != 0 || h->uid == geteuid();
+}
+
+/* "user alice", or "user 1234" for an id with no name */
+static void name_or_number(char *buf, size_t len, const char *what, const char *name, unsigned id)
+{
+	if (name)
+		snprintf(buf, len, "%s %.50s", what, name);
+	else
+		snprintf(buf, len, "%s %u", what, id);
+}
+
+static void refuse_access(struct vde_handshake *h, const struct vde_request *req,
+			  const struct switch_port *p)
+{
+	char who[32] = "unknown", user[64] = "", group[64] = "";
+	struct passwd *pw;
+	struct group *gr;
+
+	if (h->uid != (uid_t)-1)
+		snprintf(who, sizeof(who), "%u", (unsigned)h->uid);
+	if (p->access_uid == (uid_t)-1 && p->access_gid == (gid_t)-1) {
+		refuse(h,
+		       "client \"%s\" (uid %s) asked for port 0, the management port, which only "
+		       "the switch's user (uid %u) and root may use",
+		       req->description, who, (unsigned)geteuid());
+		return;
+	}
+	if (p->access_uid != (uid_t)-1) {
+		pw = getpwuid(p->access_uid);
+		name_or_number(user, sizeof(user), "user", pw ? pw->pw_name : NULL, p->access_uid);
+	}
+	if (p->access_gid != (gid_t)-1) {
+		gr = getgrgid(p->access_gid);
+		name_or_number(group, sizeof(group), "group", gr ? gr->gr_name : NULL,
+			       p->access_gid);
+	}
+	refuse(h, "client \"%s\" (uid %s) may not use port %u: it is reserved for %s%s%s",
+	       req->description, who, p->number, user, *user && *group ? " and " : "", group);
+}
+
 static void handshake_finish(struct vde_handshake *h, const struct vde_request *req)
 {
 	struct vde_server *server = h->server;
@@ -116,13 +206,8 @@ static void handshake_finish(struct vde_handshake *h, const struct vde_request *
 	ssize_t n;
 
 	if (req->type == VDE_REQ_NEW_PORT0) {
-		refuse(h,
-		       "client \"%s\" asked for port 0, vde_switch's management port, which this "
-		       "switch does not have (ports are 1..%u)",
-		       req->description, sw->nports);
-		return;
-	}
-	if (req->port) {
+		p = sw->ports[0];
+	} else if (req->port) {
 		p = switch_port_get(sw, req->port);
 		if (!p) {
 			refuse(h, "client \"%s\" asked for port %u; the switch has ports 1..%u",
@@ -136,7 +221,11 @@ static void handshake_finish(struct vde_handshake *h, const struct vde_request *
 			       sw->nports);
 			return;
 		}
-		p = sw->ports[free_port - 1];
+		p = sw->ports[free_port];
+	}
+	if (!may_use(h, p)) {
+		refuse_access(h, req, p);
+		return;
 	}
 	if (!req->abstract) {
 		struct stat st;
@@ -501,7 +590,7 @@ void vde_server_close(struct vde_server *server)
 
 	while (server->handshakes)
 		handshake_close(server->handshakes, 1);
-	for (unsigned i = 0; i < sw->nports; i++)
+	for (unsigned i = 0; i <= sw->nports; i++)
 		while (sw->ports[i]->clients)
 			vde_client_close(sw->ports[i]->clients);
 	ev_io_stop(sw->loop, &server->ctl_w);
@@ -528,7 +617,7 @@ void vsq_switch_clients(const struct vsq_switch *sw,
 			void (*fn)(const struct vsq_switch_client_info *client, void *ctx),
 			void *ctx)
 {
-	for (unsigned i = 0; i < sw->nports; i++) {
+	for (unsigned i = 0; i <= sw->nports; i++) {
 		for (const struct vde_client *c = sw->ports[i]->clients; c; c = c->next_on_port) {
 			struct vsq_switch_client_info info;
 			vde_client_info(c, &info);

@@ -41,7 +41,7 @@ void vde_client_info(const struct vde_client *c, struct vsq_switch_client_info *
 /* Start or stop reading from every VDE client of the switch. */
 void vde_server_input(struct vsq_switch *sw, int on)
 {
-	for (unsigned i = 0; i < sw->nports; i++) {
+	for (unsigned i = 0; i <= sw->nports; i++) {
 		for (struct vde_client *c = sw->ports[i]->clients; c; c = c->next_on_port) {
 			if (on)
 				ev_io_start(sw->loop, &c->data_w);
@@ -77,7 +77,7 @@ static void congestion_end(struct vde_client *c)
 /* The input was held too long: whoever is still congested is stalled, not slow. */
 void vde_server_congestion_timeout(struct vsq_switch *sw)
 {
-	for (unsigned i = 0; i < sw->nports; i++) {
+	for (unsigned i = 0; i <= sw->nports; i++) {
 		for (struct vde_client *c = sw->ports[i]->clients; c; c = c->next_on_port) {
 			if (c->congested) {
 				c->congested = 0;

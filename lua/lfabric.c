@@ -3,6 +3,7 @@
  * lfabric_plug.c, impaired links from lfabric_wire.c. */
 #include <errno.h>
 #include <grp.h>
+#include <pwd.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,16 +103,22 @@ static const char *kind(const struct lswitch *s)
 	return vsq_switch_is_hub(s->sw) ? "hub" : "switch";
 }
 
-static unsigned check_port_number(lua_State *L, struct vsq_switch *sw, int idx)
+/* A port number from `first` (0 where the management port makes sense, else 1) to the last. */
+static unsigned check_port_from(lua_State *L, struct vsq_switch *sw, int idx, int first)
 {
 	lua_Integer n = luaL_checkinteger(L, idx);
 
-	if (n < 1 || (lua_Unsigned)n > vsq_switch_port_count(sw))
+	if (n < first || (lua_Unsigned)n > vsq_switch_port_count(sw))
 		luaL_argerror(L, idx,
-			      lua_pushfstring(L, "no port %d (switch \"%s\" has ports 1..%d)",
-					      (int)n, vsq_switch_name(sw),
+			      lua_pushfstring(L, "no port %d (switch \"%s\" has ports %d..%d)",
+					      (int)n, vsq_switch_name(sw), first,
 					      (int)vsq_switch_port_count(sw)));
 	return (unsigned)n;
+}
+
+static unsigned check_port_number(lua_State *L, struct vsq_switch *sw, int idx)
+{
+	return check_port_from(L, sw, idx, 1);
 }
 
 static unsigned check_vlan(lua_State *L, int idx, const char *what)
@@ -294,7 +301,7 @@ static void push_client(lua_State *L, const struct vsq_switch_client_info *c)
 
 struct client_list {
 	lua_State *L;
-	unsigned port; /* 0: all */
+	int port; /* -1: all */
 	int n;
 };
 
@@ -302,7 +309,7 @@ static void add_client(const struct vsq_switch_client_info *c, void *ctx)
 {
 	struct client_list *cl = ctx;
 
-	if (cl->port && c->port != cl->port)
+	if (cl->port >= 0 && c->port != (unsigned)cl->port)
 		return;
 	push_client(cl->L, c);
 	lua_rawseti(cl->L, -2, ++cl->n);
@@ -324,7 +331,7 @@ static void push_tagged(lua_State *L, struct vsq_switch *sw, unsigned n)
 static void push_port_info(lua_State *L, struct vsq_switch *sw, unsigned n)
 {
 	struct vsq_switch_port_info info;
-	struct client_list cl = {L, n, 0};
+	struct client_list cl = {L, (int)n, 0};
 
 	vsq_switch_port_info(sw, n, &info);
 	lua_createtable(L, 0, 14);
@@ -352,16 +359,57 @@ static void push_port_info(lua_State *L, struct vsq_switch *sw, unsigned n)
 	set_integer(L, "queued", info.queued);
 	lua_pushboolean(L, info.peer != NULL || info.clients > 0);
 	lua_setfield(L, -2, "active");
+	if (info.access_uid != (uid_t)-1)
+		set_integer(L, "user", (lua_Integer)info.access_uid);
+	if (info.access_gid != (gid_t)-1)
+		set_integer(L, "group", (lua_Integer)info.access_gid);
 }
 
-/* Apply {vlan = N|false, tagged = {...}} to port n. */
+/* A user (name or uid) or group (name or gid) of an access list, or false for none; `current`
+ * if the field is absent. */
+static long access_option(lua_State *L, int idx, const char *key, long current)
+{
+	long id = current;
+	int type = lua_getfield(L, idx, key);
+
+	if (type == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+		id = -1;
+	} else if (type == LUA_TNUMBER) {
+		lua_Integer v = luaL_checkinteger(L, -1);
+		if (v < 0 || v >= 0xffffffffLL)
+			luaL_error(L, "port: %s %d is not a valid id", key, (int)v);
+		id = (long)v;
+	} else if (type == LUA_TSTRING) {
+		const char *name = lua_tostring(L, -1);
+		struct passwd *pw = key[0] == 'u' ? getpwnam(name) : NULL;
+		struct group *gr = key[0] == 'g' ? getgrnam(name) : NULL;
+		if (!pw && !gr)
+			luaL_error(L, "port: unknown %s \"%s\"", key, name);
+		id = pw ? (long)pw->pw_uid : (long)gr->gr_gid;
+	} else if (type != LUA_TNIL) {
+		luaL_error(L, "port: %s must be a name, a number or false, got %s", key,
+			   luaL_typename(L, -1));
+	}
+	lua_pop(L, 1);
+	return id;
+}
+
+/* Apply {vlan = N|false, tagged = {...}, user = U|false, group = G|false} to port n. */
 static void configure_port(lua_State *L, struct vsq_switch *sw, unsigned n, int idx)
 {
-	static const char *const known[] = {"vlan", "tagged", NULL};
+	static const char *const known[] = {"vlan", "tagged", "user", "group", NULL};
 	const char *what = "port";
+	struct vsq_switch_port_info info;
+	long uid, gid;
 
 	idx = lua_absindex(L, idx);
 	vsq_lua_check_options(L, idx, what, known);
+	vsq_switch_port_info(sw, n, &info);
+	uid = access_option(L, idx, "user",
+			    info.access_uid == (uid_t)-1 ? -1 : (long)info.access_uid);
+	gid = access_option(L, idx, "group",
+			    info.access_gid == (gid_t)-1 ? -1 : (long)info.access_gid);
+	vsq_switch_set_access(sw, n, (uid_t)uid, (gid_t)gid);
 	if (lua_getfield(L, idx, "vlan") != LUA_TNIL) {
 		if (lua_isboolean(L, -1) && !lua_toboolean(L, -1))
 			vsq_switch_set_untagged(sw, n, VSQ_VLAN_NONE);
@@ -495,7 +543,7 @@ static void apply_vlans(lua_State *L, struct vsq_switch *sw, int idx, unsigned v
 static int switch_port(lua_State *L)
 {
 	struct vsq_switch *sw = check_open_switch(L, 1);
-	unsigned n = check_port_number(L, sw, 2);
+	unsigned n = check_port_from(L, sw, 2, 0);
 
 	if (!lua_isnoneornil(L, 3)) {
 		luaL_checktype(L, 3, LUA_TTABLE);
@@ -575,7 +623,7 @@ static int switch_flush(lua_State *L)
 static int switch_clients(lua_State *L)
 {
 	struct vsq_switch *sw = check_open_switch(L, 1);
-	struct client_list cl = {L, 0, 0};
+	struct client_list cl = {L, -1, 0};
 
 	lua_newtable(L);
 	vsq_switch_clients(sw, add_client, &cl);
@@ -613,7 +661,7 @@ static int switch_stats(lua_State *L)
 	}
 	lua_newtable(L);
 	if (!s->closed) {
-		for (unsigned n = 1; n <= vsq_switch_port_count(s->sw); n++) {
+		for (unsigned n = 0; n <= vsq_switch_port_count(s->sw); n++) {
 			struct vsq_switch_port_info info;
 			vsq_switch_port_info(s->sw, n, &info);
 			if (!info.peer && !info.clients && !info.counters.in_frames &&
@@ -640,7 +688,7 @@ static int switch_disconnect(lua_State *L)
 {
 	struct vsq_switch *sw = check_open_switch(L, 1);
 
-	vsq_switch_port_disconnect(sw, check_port_number(L, sw, 2));
+	vsq_switch_port_disconnect(sw, check_port_from(L, sw, 2, 0));
 	return 0;
 }
 
@@ -806,7 +854,7 @@ static int switch_mirrors(lua_State *L)
 static int switch_capture(lua_State *L)
 {
 	struct vsq_switch *sw = check_open_switch(L, 1);
-	unsigned n = check_port_number(L, sw, 2);
+	unsigned n = check_port_from(L, sw, 2, 0);
 
 	if (!vsq_lua_capture_start)
 		return luaL_error(L, "capture: this vsq was built without the plug module");
@@ -899,7 +947,7 @@ static int switch_gc(lua_State *L)
 static void tostring_port_line(luaL_Buffer *b, lua_State *L, struct vsq_switch *sw, unsigned n)
 {
 	struct vsq_switch_port_info info;
-	struct client_list cl = {L, n, 0};
+	struct client_list cl = {L, (int)n, 0};
 	char line[256];
 
 	vsq_switch_port_info(sw, n, &info);
@@ -986,7 +1034,7 @@ static int switch_tostring(lua_State *L)
 	    (unsigned long long)st.malformed, (unsigned long long)st.vlan_drops,
 	    (unsigned long long)st.queue_drops);
 	luaL_addstring(&b, line);
-	for (unsigned n = 1; n <= vsq_switch_port_count(sw); n++) {
+	for (unsigned n = 0; n <= vsq_switch_port_count(sw); n++) {
 		struct vsq_switch_port_info info;
 		vsq_switch_port_info(sw, n, &info);
 		if (info.peer || info.clients || info.counters.in_frames ||

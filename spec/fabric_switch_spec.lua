@@ -325,6 +325,77 @@ describe("VDE server", function()
     assert.truthy(h.expect(b, "after"))
   end)
 
+  -- Debian's vde_plug on port `port` of the switch in dir (as nobody if asked): the plug and
+  -- whether the switch took it (false once it was refused and exited).
+  local function plug_on(sw, dir, port, as_nobody)
+    local p = h.vde_plug("vde://" .. dir .. "[" .. port .. "]", as_nobody)
+    local function on_port()
+      for _, c in ipairs(sw:clients()) do
+        if c.port == port and c.uid == (as_nobody and 65534 or 0) then return true end
+      end
+    end
+    local deadline = vsq.now() + 5
+    while p.proc:running() and not on_port() and vsq.now() < deadline do vsq.sleep(0.02) end
+    local taken = on_port() or false
+    if not taken then p.proc:wait(5) end
+    return p, taken
+  end
+
+  it("gives port 0, the management port, to root and never to another user #peer", function()
+    local sw <close>, dir = h.switch { mode = "0666", ports = 4 }
+    local root, nobody, taken, nobody_taken
+    finally(function()
+      if root then root.close() end
+      if nobody then nobody.close() end
+    end)
+    root, taken = plug_on(sw, dir, 0)
+    assert.is_true(taken)
+    nobody, nobody_taken = plug_on(sw, dir, 0, true)
+    assert.is_false(nobody_taken)
+    assert.matches("(uid 65534) asked for port 0, the management port, which only the switch's "
+      .. "user (uid 0) and root may use", sw:stats().last_refusal, 1, true)
+    -- port 0 is a port like the others for frames, but never handed out for "any port"
+    local a <close> = h.client(dir)
+    assert.same({ 0, 1 }, { sw:clients()[1].port, sw:clients()[2].port })
+    a:send(h.frame(h.BROADCAST, A, "to-zero"))
+    assert.truthy(h.expect(root, "to-zero"))
+    root:send(h.frame(A, B, "from-zero"))
+    assert.truthy(h.expect(a, "from-zero"))
+    local learnt = {}
+    for _, m in ipairs(sw:macs()) do learnt[m.mac] = m.port end
+    assert.same({ ["02:00:00:00:00:01"] = 1, ["02:00:00:00:00:02"] = 0 }, learnt)
+    assert.equal(1, sw:stats().unicast)
+  end)
+
+  it("refuses users a port is not reserved for and accepts them on open ports #peer", function()
+    local sw <close>, dir = h.switch { mode = "0666", ports = 8 }
+    sw:port(5, { user = "root" })
+    sw:port(6, { group = "root" })
+    sw:port(7, { group = "nogroup" })
+    assert.equal(0, sw:port(5).user)
+    assert.equal(0, sw:port(6).group)
+    local plugs = {}
+    finally(function() for _, p in ipairs(plugs) do p.close() end end)
+    local function try(port, as_nobody)
+      local p, taken = plug_on(sw, dir, port, as_nobody)
+      plugs[#plugs + 1] = p
+      return taken
+    end
+    assert.is_false(try(5, true))
+    assert.matches('(uid 65534) may not use port 5: it is reserved for user root',
+      sw:stats().last_refusal, 1, true)
+    assert.is_false(try(6, true))
+    assert.matches("may not use port 6: it is reserved for group root", sw:stats().last_refusal, 1, true)
+    assert.is_true(try(7, true))  -- nogroup is nobody's group
+    assert.is_true(try(4, true))  -- an open port
+    assert.is_true(try(5))        -- root always may
+    assert.equal(2, sw:stats().refused)
+    -- lifting the reservation opens the port
+    sw:port(5, { user = false })
+    assert.is_nil(sw:port(5).user)
+    assert.is_true(try(5, true))
+  end)
+
   it("serves QEMU's -netdev vde: the guest's PXE DHCP request arrives #peer #slow", function()
     local sw <close>, dir = h.switch()
     local ep <close> = h.client(dir)

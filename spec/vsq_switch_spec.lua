@@ -50,6 +50,16 @@ local function exchange(dir, as_nobody)
   return got and h.payload(got):match("^hello") and back and h.payload(back) == "back"
 end
 
+--- Send `input` to the management console at mgmt and read all it says; vsq.exec's table.
+local function console(mgmt, input)
+  return vsq.exec({ "perl", "-e", [[
+use IO::Socket::UNIX;
+my $s = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $ARGV[0]) or die "connect: $!";
+print $s $ARGV[1];
+$s->flush; local $/; print <$s>;
+]], mgmt, input }, { timeout = 10 })
+end
+
 describe("vsq-switch", function()
   after_each(h.cleanup)
 
@@ -82,6 +92,32 @@ describe("vsq-switch", function()
     assert.same({}, h.ls(base))
   end)
 
+  it("gives port 0 to vde_plugs of its own user and reserves ports from its console #peer", function()
+    local base = h.dir("port0")
+    os.execute("chmod 0777 " .. base)
+    local dir, mgmt = base .. "/sw", base .. "/mgmt"
+    local p = start({ "-s", dir, "-m", "0660", "-M", mgmt }, true)
+    local zero, other
+    finally(function()
+      if zero then zero.close() other.close() end
+      stop(p)
+      p:close()
+    end)
+    assert.is_true(wait_for(mgmt))
+    -- nobody owns this switch, so nobody's vde_plug may have its management port
+    zero, other = h.vde_plug("vde://" .. dir .. "[0]", true), h.vde_plug("vde://" .. dir, true)
+    assert.truthy(h.first_heard(other, zero, "zero"))
+    local r = console(mgmt, "sw:port(3, {user = 'root'}).user\n=sw:port(0).clients[1].uid\nlogout()\n")
+    assert.is_true(r.ok, r.stderr)
+    assert.matches("vsq%$ 0\nvsq%$ 65534\n", r.stdout)
+    local refused = h.vde_plug("vde://" .. dir .. "[3]", true)
+    assert.equal("exit", select(2, refused.proc:wait(5)))
+    refused.close()
+    stop(p)
+    local err = p.stderr:read("a")
+    assert.matches("(uid 65534) may not use port 3: it is reserved for user root", err, 1, true)
+  end)
+
   it("hub mode (-x) repeats unicast frames to every port #peer", function()
     local base = h.dir("hub")
     local dir = base .. "/sw"
@@ -111,12 +147,7 @@ describe("vsq-switch", function()
     local p = start { "-s", dir, "-M", mgmt }
     finally(function() stop(p) p:close() end)
     assert.is_true(wait_for(mgmt))
-    local r = vsq.exec({ "perl", "-e", [[
-use IO::Socket::UNIX;
-my $s = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $ARGV[0]) or die "connect: $!";
-print $s "sw:port(3, {vlan = 7}).vlan\n=sw:stats().clients\nnosuch()\nshutdown()\n";
-$s->flush; local $/; print <$s>;
-]], mgmt }, { timeout = 10 })
+    local r = console(mgmt, "sw:port(3, {vlan = 7}).vlan\n=sw:stats().clients\nnosuch()\nshutdown()\n")
     assert.is_true(r.ok, r.stderr)
     assert.matches("vsq%$ 7\n", r.stdout)
     assert.matches("vsq%$ 0\n", r.stdout)

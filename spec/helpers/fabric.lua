@@ -124,6 +124,16 @@ function M.vde_plug(url, as_nobody)
   return self
 end
 
+--- Broadcast "<word>1", "<word>2"... from vde_plug `from` until `to` hears one (vde_plug
+-- connects in the background); the frame heard, or nil after `tries` (50) tenths of a second.
+function M.first_heard(from, to, word, tries)
+  for i = 1, tries or 50 do
+    from:send(M.frame(M.BROADCAST, M.mac(1), word .. i))
+    local got = to:recv(0.1)
+    if got then return got end
+  end
+end
+
 --- A raw client on dir/ctl written in perl (always in Debian): sends `bytes` (a Lua string)
 -- and hangs up after `hold` seconds. Returns the process.
 function M.raw_client(dir, bytes, hold)
