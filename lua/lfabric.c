@@ -1445,16 +1445,6 @@ static int peer_hung_up_silent(int fd)
 	return recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
 }
 
-/* nil, "timeout" as the other waits of vsq say it (p:wait, task:join), and the errno that a
- * failure return carries */
-static int push_timeout(lua_State *L)
-{
-	lua_pushnil(L);
-	lua_pushliteral(L, "timeout");
-	lua_pushinteger(L, ETIMEDOUT);
-	return 3;
-}
-
 static int console_try_accept(lua_State *L, struct lconsole *c, double timeout_s)
 {
 	int fd;
@@ -1469,7 +1459,7 @@ static int console_try_accept(lua_State *L, struct lconsole *c, double timeout_s
 	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
 		return vsq_lua_fail(L, -errno, "console %s: accept", c->path);
 	if (timeout_s == 0)
-		return push_timeout(L);
+		return vsq_lua_timeout(L);
 	ev_io_start(c->loop, &c->accept_w);
 	return vsq_lua_wait(L, &c->waiter, timeout_s, (lua_KContext)c, console_accept_k);
 }
@@ -1480,7 +1470,7 @@ static int console_accept_k(lua_State *L, int status, lua_KContext ctx)
 
 	ev_io_stop(c->loop, &c->accept_w);
 	if (c->waiter.timed_out)
-		return push_timeout(L);
+		return vsq_lua_timeout(L);
 	return console_try_accept(L, c, -1);
 }
 

@@ -365,11 +365,8 @@ static int wait_continue(lua_State *L, int status, lua_KContext ctx)
 	reap(p);
 	if (p->reaped)
 		return push_status(L, p);
-	if (p->waiter.timed_out) {
-		lua_pushnil(L);
-		lua_pushliteral(L, "timeout");
-		return 2;
-	}
+	if (p->waiter.timed_out)
+		return vsq_lua_timeout(L);
 	return vsq_lua_wait(L, &p->waiter, -1, ctx, wait_continue);
 }
 

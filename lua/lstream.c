@@ -182,11 +182,8 @@ static int read_continue(lua_State *L, int status, lua_KContext ctx)
 			lua_pushfstring(L, "%s is closed", s->label);
 			return 2;
 		}
-		if (s->read_waiter.timed_out) {
-			lua_pushnil(L);
-			lua_pushliteral(L, "timeout");
-			return 2;
-		}
+		if (s->read_waiter.timed_out)
+			return vsq_lua_timeout(L);
 		r = fill(s);
 		if (r == -EAGAIN) {
 			ev_io_start(s->loop, &s->read_w);

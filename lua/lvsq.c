@@ -384,6 +384,14 @@ void vsq_lua_waiter_cancel(struct vsq_waiter *w)
 
 /* ---- shared binding helpers ---- */
 
+int vsq_lua_timeout(lua_State *L)
+{
+	lua_pushnil(L);
+	lua_pushliteral(L, "timeout");
+	lua_pushinteger(L, ETIMEDOUT);
+	return 3;
+}
+
 int vsq_lua_fail(lua_State *L, int err, const char *fmt, ...)
 {
 	char what[512];
@@ -991,6 +999,8 @@ int luaopen_vsq(lua_State *L)
 	lua_setfield(L, -2, "PARK");
 	lua_pushlightuserdata(L, &cancel_marker);
 	lua_setfield(L, -2, "CANCEL");
+	lua_pushinteger(L, ETIMEDOUT);
+	lua_setfield(L, -2, "ETIMEDOUT");
 	lua_call(L, 1, 1); /* sched(core) -> the vsq table */
 	lua_pushvalue(L, -1);
 	lua_setfield(L, LUA_REGISTRYINDEX, "vsq.module");

@@ -63,6 +63,10 @@ int vsq_lua_pcall(lua_State *L, int nargs, int nresults);
 int vsq_lua_fail(lua_State *L, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* A wait that timed out, said the same way everywhere in vsq: pushes nil, "timeout", ETIMEDOUT
+ * and returns 3. */
+int vsq_lua_timeout(lua_State *L);
+
 /* Option tables: raise an error naming the first key of table `idx` not in `known`
  * (NULL-terminated), e.g. `switch: unknown option "prots"`. */
 void vsq_lua_check_options(lua_State *L, int idx, const char *what, const char *const known[]);

@@ -25,9 +25,10 @@ describe("vsq.process", function()
     assert.are.same({ nil, "signal", 9 }, { q:wait() })
   end)
 
-  it("waits with a timeout", function()
-    local p <close> = vsq.process({ "sleep", "10" })
-    assert.are.same({ nil, "timeout" }, { p:wait(0.01) })
+  it("waits with a timeout, and says so as every wait of vsq does (nil, \"timeout\", ETIMEDOUT)", function()
+    local p <close> = vsq.process({ "sleep", "10" }, { stdout = "pipe" })
+    assert.are.same({ nil, "timeout", 110 }, { p:wait(0.01) })
+    assert.are.same({ nil, "timeout", 110 }, { p.stdout:read("l", 0.01) })
   end)
 
   it("lets other tasks run while waiting for a child", function()

@@ -44,7 +44,7 @@ describe("vu.view", function()
     local p <close> = v:spawn { "sleep", "30" }
     assert.is_true(p.pid > 0)
     assert.is_true(p:running())
-    assert.are.same({ nil, "timeout" }, { p:wait(0.05) })
+    assert.are.same({ nil, "timeout", 110 }, { p:wait(0.05) })
     assert.is_true(p:kill("KILL"))
     assert.are.same({ nil, "signal", 9 }, { p:wait() })
     assert.is_false(p:running())

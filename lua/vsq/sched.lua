@@ -155,7 +155,7 @@ return function(core)
   end
 
   --- Wait for the task to end. Returns true and its results, or false and the error
-  -- ("cancelled" if it was cancelled), or nil, "timeout".
+  -- ("cancelled" if it was cancelled), or nil, "timeout", ETIMEDOUT.
   function Task:join(timeout)
     if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
       error("bad argument #1 to 'join' (non-negative number of seconds expected)", 2)
@@ -186,7 +186,7 @@ return function(core)
         end
         self.joined_outside = nil
       end
-      if self.status == "running" then return nil, "timeout" end
+      if self.status == "running" then return nil, "timeout", core.ETIMEDOUT end
     end
     if self.status == "done" then return true, table.unpack(self.results, 1, self.results.n) end
     self.reported = true -- whoever joined now owns the error
@@ -260,7 +260,7 @@ return function(core)
     park(t)
   end
 
-  --- Wait until fd is readable ("r") or writable ("w"). Returns true, or nil, "timeout".
+  --- Wait until fd is readable ("r") or writable ("w"). Returns true, or nil, "timeout", ETIMEDOUT.
   function M.wait_fd(fd, how, timeout)
     if math.type(fd) ~= "integer" then error("bad argument #1 to 'wait_fd' (integer fd expected)", 2) end
     how = how or "r"
@@ -277,7 +277,7 @@ return function(core)
       if t then park(t) else core.run_once() end
     end
     if ok then return true end
-    return nil, "timeout"
+    return nil, "timeout", core.ETIMEDOUT
   end
 
   --- Call fn in a new task after `after` seconds, and then every `every` seconds if given.
