@@ -17,10 +17,11 @@
 /* A timer may fire a hair before the queue head is due (libev's clock versus ev_now). */
 #define TIMER_SLACK_NS 50000
 
+/* While nothing is set or queued in the direction that starts at an end, its port is a
+ * transparent hop (port.through is the far end's port): port.c carries frames across without
+ * calling the wire, which then learns only of refusals (wire_pass_refused). */
 struct wire_end {
 	struct vsq_port port;
-	bool fast; /* frames entering here pass straight through: nothing set or queued */
-	struct vsq_port *other; /* the far end's port, where they leave */
 	struct vsq_wire *wire;
 	int side;
 };
@@ -42,7 +43,7 @@ struct wire_direction {
 	uint64_t channel_frames, channel_bytes;
 	uint64_t input_frames, input_bytes;
 	/* Frames in and out are what port.c counts on the wire's ports, plus these corrections
-	 * (so the fast path counts nothing twice), minus a baseline taken by reset_stats. */
+	 * (so a transparent hop counts nothing twice), minus a baseline taken by reset_stats. */
 	uint64_t in_refused_frames, in_refused_bytes; /* arrivals the wire refused */
 	uint64_t out_failed_frames, out_failed_bytes; /* a peer was there but refused them */
 	uint64_t base_in_frames, base_in_bytes, base_out_frames, base_out_bytes;
@@ -132,11 +133,21 @@ static inline double draw_nonneg(struct wire_rng *rng, const struct vsq_wire_val
 	return x > 0 ? x : 0;
 }
 
-static void refresh_fast(struct vsq_wire *w, int d)
+/* Frames entering end d stop crossing as a transparent hop (something is set or queued). */
+static inline void stop_passing(struct vsq_wire *w, int d)
+{
+	vsq_port_set_through(&w->ends[d].port, NULL);
+}
+
+/* Direction d passes frames straight through while nothing is set or queued in it: with
+ * nothing queued, nothing can be overtaken, so switching either way keeps every frame and
+ * the order. */
+static void refresh_passing(struct vsq_wire *w, int d)
 {
 	const struct wire_direction *dir = &w->dirs[d];
+	bool pass = !w->dead && !dir->impaired && !dir->channel_frames && !dir->input_frames;
 
-	w->ends[d].fast = !w->dead && !dir->impaired && !dir->channel_frames && !dir->input_frames;
+	vsq_port_set_through(&w->ends[d].port, pass ? &w->ends[1 - d].port : NULL);
 }
 
 static void update_impaired(struct vsq_wire *w)
@@ -149,7 +160,7 @@ static void update_impaired(struct vsq_wire *w)
 		w->dirs[d].impaired = any;
 		if (!active(value_of(w, d, VSQ_WIRE_LOSTBURST)))
 			w->dirs[d].lossy = false;
-		refresh_fast(w, d);
+		refresh_passing(w, d);
 	}
 }
 
@@ -176,9 +187,13 @@ static void arm_timer(struct vsq_wire *w, int64_t now)
 
 /* ---- delivery ---- */
 
-/* The fast path's far peer refused a frame (or there was none): count it on both sides. */
-static void fast_refused(struct vsq_wire *w, int d, int rc, size_t len)
+/* A frame crossing end `port` as a transparent hop was refused beyond the far end (or the far
+ * end had no peer): port.c counted it as a drop here; count it on both sides of the stats. */
+static void wire_pass_refused(struct vsq_port *port, int rc, size_t len)
 {
+	struct wire_end *end = (struct wire_end *)port;
+	struct vsq_wire *w = end->wire;
+	int d = end->side;
 	struct wire_direction *dir = &w->dirs[d];
 
 	dir->stats.out_refused++;
@@ -396,7 +411,7 @@ static int channel(struct vsq_wire *w, int d, const uint8_t *frame, size_t len,
 		}
 		dir->channel_frames++;
 		dir->channel_bytes += len;
-		w->ends[d].fast = false;
+		stop_passing(w, d);
 		if (dir->channel_bytes > dir->stats.queued_bytes_max)
 			dir->stats.queued_bytes_max = dir->channel_bytes;
 		dir->stats.delayed++;
@@ -421,10 +436,11 @@ static void wire_leave(struct vsq_wire *w)
 		really_free(w);
 }
 
-/* Everything but the fast path, apart so that the fast path pays for none of its set-up. */
-static __attribute__((noinline)) int receive_impaired(struct wire_end *end, const uint8_t *frame,
-						      size_t len)
+/* A frame enters the wire while it is not a transparent hop in this direction (port.c carries
+ * it across otherwise): the impairment pipeline. */
+static int wire_receive(struct vsq_port *port, const uint8_t *frame, size_t len)
 {
+	struct wire_end *end = (struct wire_end *)port;
 	struct vsq_wire *w = end->wire;
 	int d = end->side;
 	struct wire_direction *dir = &w->dirs[d];
@@ -466,13 +482,13 @@ static __attribute__((noinline)) int receive_impaired(struct wire_end *end, cons
 	dir->interface_free_ns = start;
 	dir->input_frames++;
 	dir->input_bytes += len;
-	end->fast = false;
+	stop_passing(w, d);
 	wire_queue_push(&w->queue, start, f);
 	rc = 0;
 out:
 	if (!w->dead) {
 		arm_timer(w, now);
-		refresh_fast(w, d);
+		refresh_passing(w, d);
 		if (rc < 0) {
 			dir->in_refused_frames++;
 			dir->in_refused_bytes += len;
@@ -485,22 +501,6 @@ refused:
 		dir->in_refused_frames++;
 		dir->in_refused_bytes += len;
 	}
-	return rc;
-}
-
-static int wire_receive(struct vsq_port *port, const uint8_t *frame, size_t len)
-{
-	struct wire_end *end = (struct wire_end *)port;
-	int rc;
-
-	if (__builtin_expect(!end->fast, 0))
-		return receive_impaired(end, frame, len);
-	/* The fast path: an unimpaired wire is a plain link. No numbering is needed (with nothing
-	 * queued nothing can be overtaken), port.c counts what passes, and the far end checks
-	 * what it is given, as it would on a plain link. */
-	rc = vsq_port_send(end->other, frame, len);
-	if (rc < 0)
-		fast_refused(end->wire, end->side, rc, len);
 	return rc;
 }
 
@@ -531,8 +531,8 @@ static void wire_timer_cb(struct ev_loop *loop, ev_timer *timer, int revents)
 	}
 	if (!w->dead) {
 		arm_timer(w, now);
-		refresh_fast(w, 0);
-		refresh_fast(w, 1);
+		refresh_passing(w, 0);
+		refresh_passing(w, 1);
 	}
 	wire_leave(w);
 }
@@ -553,6 +553,7 @@ static void wire_peer_gone(struct vsq_port *port)
 static const struct vsq_port_ops wire_port_ops = {
     .receive = wire_receive,
     .peer_gone = wire_peer_gone,
+    .pass_refused = wire_pass_refused,
 };
 
 /* ---- life cycle ---- */
@@ -599,7 +600,6 @@ int vsq_wire_new(struct ev_loop *loop, const char *name, uint64_t seed, struct v
 		vsq_port_init(&w->ends[side].port, &wire_port_ops, port_name);
 		w->ends[side].wire = w;
 		w->ends[side].side = side;
-		w->ends[side].other = &w->ends[1 - side].port;
 		/* Independent streams per direction: LR's choices do not depend on RL's traffic. */
 		wire_rng_seed(&w->dirs[side].rng,
 			      seed ^ (0x5851f42d4c957f2dull * (uint64_t)(side + 1)));
@@ -626,7 +626,8 @@ void vsq_wire_free(struct vsq_wire *w)
 	if (!w || w->dead)
 		return;
 	w->dead = true;
-	w->ends[0].fast = w->ends[1].fast = false;
+	stop_passing(w, 0); /* no frame may cross a wire that is going away */
+	stop_passing(w, 1);
 	ev_timer_stop(w->loop, &w->timer);
 	ev_timer_stop(w->loop, &w->markov_timer);
 	vsq_port_unlink(&w->ends[0].port);
@@ -715,6 +716,11 @@ void vsq_wire_stats(const struct vsq_wire *w, enum vsq_wire_dir d, struct vsq_wi
 	out->out_bytes = out_side->out_bytes - dir->out_failed_bytes - dir->base_out_bytes;
 	out->queued_frames = dir->channel_frames + dir->input_frames;
 	out->queued_bytes = dir->channel_bytes + dir->input_bytes;
+}
+
+bool vsq_wire_transparent(const struct vsq_wire *w, enum vsq_wire_dir d)
+{
+	return w->ends[d == VSQ_WIRE_RL].port.through != NULL;
 }
 
 void vsq_wire_reset_stats(struct vsq_wire *w)

@@ -99,6 +99,9 @@ int vsq_wire_get(const struct vsq_wire *wire, int node, enum vsq_wire_dir dir,
 void vsq_wire_set_fifo(struct vsq_wire *wire, bool fifo);
 bool vsq_wire_fifo(const struct vsq_wire *wire);
 void vsq_wire_stats(const struct vsq_wire *wire, enum vsq_wire_dir dir, struct vsq_wire_stats *out);
+/* True while direction `dir` is a transparent hop: nothing set or queued in it, so frames cross
+ * as over a plain link (counted, captured and blinked all the same) without the pipeline. */
+bool vsq_wire_transparent(const struct vsq_wire *wire, enum vsq_wire_dir dir);
 /* Clears the counters (not the queues). */
 void vsq_wire_reset_stats(struct vsq_wire *wire);
 
