@@ -195,7 +195,7 @@ static int stats(struct vsq_wire *w, const char *arg, struct vsq_wire_output *ou
 		    "%s in %llu frames %llu bytes, out %llu frames %llu bytes, refused %llu\n"
 		    "%s dropped: mtu %llu lost %llu (bursts %llu) buffer %llu input %llu\n"
 		    "%s duplicates %llu delayed %llu reordered %llu noisy %llu (bits %llu)\n"
-		    "%s queued %llu frames %llu bytes (at most %llu bytes)\n",
+		    "%s queued %llu frames %llu bytes (at most %llu bytes)%s\n",
 		    d ? "R->L" : "L->R", (unsigned long long)s.in_frames,
 		    (unsigned long long)s.in_bytes, (unsigned long long)s.out_frames,
 		    (unsigned long long)s.out_bytes, (unsigned long long)s.out_refused,
@@ -206,7 +206,8 @@ static int stats(struct vsq_wire *w, const char *arg, struct vsq_wire_output *ou
 		    (unsigned long long)s.delayed, (unsigned long long)s.reordered,
 		    (unsigned long long)s.noisy_frames, (unsigned long long)s.flipped_bits,
 		    d ? "R->L" : "L->R", (unsigned long long)s.queued_frames,
-		    (unsigned long long)s.queued_bytes, (unsigned long long)s.queued_bytes_max);
+		    (unsigned long long)s.queued_bytes, (unsigned long long)s.queued_bytes_max,
+		    vsq_wire_transparent(w, d) ? ", transparent" : "");
 	}
 	return 0;
 }

@@ -60,7 +60,6 @@ struct staged {
 
 /* ---- helpers ---- */
 
-
 static void unanchor(lua_State *H, int *ref)
 {
 	if (*ref == LUA_NOREF)
@@ -356,7 +355,7 @@ static void push_stats(lua_State *L, struct vsq_wire *w, int d)
 	struct vsq_wire_stats s;
 
 	vsq_wire_stats(w, d, &s);
-	lua_createtable(L, 0, 22);
+	lua_createtable(L, 0, 23);
 	set_count(L, "frames", s.in_frames); /* as a plain link's stats */
 	set_count(L, "bytes", s.in_bytes);
 	set_count(L, "in_frames", s.in_frames);
@@ -377,6 +376,8 @@ static void push_stats(lua_State *L, struct vsq_wire *w, int d)
 	set_count(L, "queued_frames", s.queued_frames);
 	set_count(L, "queued_bytes", s.queued_bytes);
 	set_count(L, "queued_bytes_max", s.queued_bytes_max);
+	lua_pushboolean(L, vsq_wire_transparent(w, d));
+	lua_setfield(L, -2, "transparent");
 }
 
 /* w:stats() -> {LR = {...}, RL = {...}, forward = LR, backward = RL, up = joined} */
