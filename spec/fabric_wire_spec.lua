@@ -268,6 +268,182 @@ describe("fabric.link with impairments", function()
   end)
 end)
 
+-- An unimpaired direction is a transparent hop that port.c crosses without calling the wire;
+-- what users see of the wire must not change with it.
+describe("a wire with nothing set", function()
+  local H = require "helpers.fabric"
+
+  local function sizes(frames)
+    local n = 0
+    for _, f in ipairs(frames) do n = n + #f end
+    return n
+  end
+
+  -- Sends frames numbered first..last, of size(i) bytes, on `from`; returns them.
+  local function exchange(from, first, last, size)
+    local sent = {}
+    for i = first, last do
+      sent[#sent + 1] = W.frame(i, size(i))
+      W.send(from, sent[#sent])
+    end
+    return sent
+  end
+
+  it("counts every frame and byte exactly in both directions while it passes them straight on", function()
+    local c <close> = W.cable {}
+    local s = c.wire:stats()
+    assert.is_true(s.LR.transparent)
+    assert.is_true(s.RL.transparent)
+    local lr = exchange(c.a, 1, 40, function(i) return 60 + i * 7 end)
+    local rl = exchange(c.b, 1, 25, function(i) return 100 + i end)
+    assert.are.same(lr, W.collect(c.b))
+    assert.are.same(rl, W.collect(c.a))
+    s = c.wire:stats()
+    assert.are.same({ 40, sizes(lr), 40, sizes(lr), 0 },
+      { s.LR.in_frames, s.LR.in_bytes, s.LR.out_frames, s.LR.out_bytes, s.LR.refused })
+    assert.are.same({ 25, sizes(rl), 25, sizes(rl), 0 },
+      { s.RL.in_frames, s.RL.in_bytes, s.RL.out_frames, s.RL.out_bytes, s.RL.refused })
+    assert.is_true(s.LR.transparent)
+    assert.truthy(c.wire:command("stats"):find("L->R queued 0 frames 0 bytes (at most 0 bytes), transparent", 1, true))
+  end)
+
+  it("counts the frames the far side refuses, and the switch counts them too", function()
+    local d = tmp.dir("refuse")
+    local sw <close> = assert(fabric.switch {})
+    local url = "ptp://" .. d .. "/x[seqpacket]"
+    local x <close> = assert(fabric.open(url))
+    local y <close> = assert(fabric.open(url))
+    finally(function() tmp.remove(d) end)
+    assert(x:wait("up", 5))
+    local w <close> = fabric.link(y, sw:port(3), {})
+    -- port 3 carries only VLAN 0 untagged: the switch refuses frames tagged for VLAN 7
+    local good = H.frame(H.BROADCAST, H.mac(1), "good", 80)
+    local bad = H.tagged(H.BROADCAST, H.mac(1), 7, "bad", 90)
+    for _ = 1, 5 do W.send(x, good) end
+    for _ = 1, 3 do W.send(x, bad) end
+    W.arrived(w, "LR", 8)
+    local s = w:stats().LR
+    assert.are.same({ 8, 5 * 80 + 3 * 90, 5, 5 * 80, 3 },
+      { s.in_frames, s.in_bytes, s.out_frames, s.out_bytes, s.refused })
+    assert.is_true(s.transparent)
+    assert.are.equal(3, sw:stats().vlan_drops)
+    assert.are.equal(3, sw:port(3):info().drops)
+    assert.are.equal(5, sw:port(3):info().in_frames)
+  end)
+
+  it("shows every frame to captures on both of its sides", function()
+    local c <close> = W.cable {}
+    local files = { L = c.dir .. "/l.pcap", R = c.dir .. "/r.pcap" }
+    local l = assert(c.wire:capture("L", { file = files.L }))
+    local r = assert(c.wire:capture("R", { file = files.R }))
+    assert.is_true(c.wire:stats().LR.transparent) -- a capture does not change that
+    exchange(c.a, 1, 30, function() return 100 end)
+    exchange(c.b, 1, 20, function() return 200 end)
+    assert.are.equal(30, #W.collect(c.b))
+    assert.are.equal(20, #W.collect(c.a))
+    l:close()
+    r:close()
+    for _, side in ipairs({ "L", "R" }) do
+      local out = W.sh({ "tcpdump", "-nr", files[side] })
+      assert.are.equal(30, select(2, out:gsub("ethertype Unknown %(0x88b5%), length 100", "")), side)
+      assert.are.equal(20, select(2, out:gsub("ethertype Unknown %(0x88b5%), length 200", "")), side)
+    end
+  end)
+
+  it("loses, copies and reorders nothing when impairments come and go while frames flow", function()
+    local c <close> = W.cable {}
+    -- each setting that impairs is followed by one that clears it, while frames keep coming
+    local settings = {
+      { delay = "20ms" }, { delay = "0ms" }, { speed = "10mbit" }, { speed = 0 },
+      { LR = { delay = "5ms+5ms" }, RL = { bandwidth = "20mbit" } }, { delay = 0, bandwidth = 0 },
+    }
+    local n, done = 0, false
+    -- receivers drain both ends all along
+    local function receiver(ep)
+      local got = {}
+      local task = vsq.spawn(function()
+        while true do
+          local f = ep:recv(0.3)
+          if f then got[#got + 1] = W.seq(f) elseif done then return end
+        end
+      end)
+      return got, task
+    end
+    local at_b, task_b = receiver(c.b)
+    local at_a, task_a = receiver(c.a)
+    local function flow(count)
+      for _ = 1, count do
+        n = n + 1
+        W.send(c.a, W.frame(n, 60 + n % 200))
+        W.send(c.b, W.frame(n, 300 - n % 200))
+        if n % 10 == 0 then vsq.sleep(0) end -- let the wire take some in
+      end
+    end
+    -- a queue released at once must fit in the receiving socket: at most 60 frames in flight
+    local function delivered()
+      local deadline = vsq.now() + 10
+      while (#at_b < n or #at_a < n) and vsq.now() < deadline do vsq.sleep(0.001) end
+    end
+    for _ = 1, 4 do
+      for i, set in ipairs(settings) do
+        flow(20)
+        c.wire:set(set) -- while those 20 are on their way, and those before still queued
+        flow(10)
+        if i % 2 == 1 then
+          assert.is_false(c.wire:stats().LR.transparent)
+          W.arrived(c.wire, "LR", n) -- these met the impairment
+        else
+          delivered()
+        end
+      end
+    end
+    flow(30)
+    done = true
+    task_b:join(30)
+    task_a:join(30)
+    assert.are.same(range(1, n), at_b)
+    assert.are.same(range(1, n), at_a)
+    local s = c.wire:stats()
+    for _, d in ipairs({ "LR", "RL" }) do
+      assert.are.same({ n, n, 0, 0, 0 },
+        { s[d].in_frames, s[d].out_frames, s[d].refused, s[d].duplicates, s[d].queued_frames }, d)
+      assert.is_true(s[d].transparent, d) -- everything delivered: nothing left queued
+      assert.is_true(s[d].delayed > 0, d)
+    end
+  end)
+
+  it("can be closed while it passes frames, and its objects link again", function()
+    local c <close> = W.cable {}
+    local a_in, b_in = c.wire:ends()
+    exchange(c.a, 1, 20, function() return 100 end)
+    W.arrived(c.wire, "LR", 20)
+    exchange(c.a, 21, 40, function() return 100 end) -- on their way as it closes
+    c.wire:close()
+    assert.are.equal("wire (closed)", tostring(c.wire))
+    local lk <close> = fabric.link(a_in, b_in)
+    exchange(c.a, 41, 50, function() return 100 end)
+    local got = W.seqs(W.collect(c.b, 0.3))
+    -- 1..20 crossed the wire, 41..50 the new link; of those in between, each at most once
+    assert.are.same(range(1, 20), { table.unpack(got, 1, 20) })
+    assert.are.same(range(41, 50), { table.unpack(got, #got - 9, #got) })
+    for i = 2, #got do assert.is_true(got[i] > got[i - 1], "in order, once each") end
+  end)
+
+  it("ends cleanly when an object it joins goes away while it passes frames", function()
+    local c <close> = W.cable {}
+    local _, b_in = c.wire:ends()
+    exchange(c.a, 1, 10, function() return 100 end)
+    assert.are.equal(10, #W.collect(c.b))
+    b_in:close()
+    assert.is_false(c.wire:stats().up)
+    exchange(c.a, 11, 20, function() return 100 end)
+    assert.are.same({}, W.collect(c.b))
+    local s = c.wire:stats().LR
+    assert.are.same({ 10, 10, 0 }, { s.in_frames, s.out_frames, s.refused })
+    c.wire:close()
+  end)
+end)
+
 describe("vsq-wire", function()
   local function exec(args, opts)
     local argv = { vsqbin.bin, vsqbin.top .. "/scripts/vsq-wire" }
