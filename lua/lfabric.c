@@ -1245,6 +1245,8 @@ static int link_receive(struct vsq_port *port, const uint8_t *frame, size_t len)
 static void link_unjoin(struct llink *lk)
 {
 	lk->closed = 1;
+	vsq_port_set_through(&lk->side[0], NULL);
+	vsq_port_set_through(&lk->side[1], NULL);
 	vsq_port_unlink(&lk->side[0]);
 	vsq_port_unlink(&lk->side[1]);
 }
@@ -1405,6 +1407,10 @@ static int l_link(lua_State *L)
 		link_unjoin(lk);
 		return luaL_argerror(L, 2, "its port is already linked");
 	}
+	/* a link changes nothing it carries: port.c crosses it without calling link_receive,
+	 * counting and capturing on its sides all the same */
+	vsq_port_set_through(&lk->side[0], &lk->side[1]);
+	vsq_port_set_through(&lk->side[1], &lk->side[0]);
 	/* a link is kept while it joins something, even if the script drops it */
 	anchor(L, -1, &lk->anchor);
 	return 1;

@@ -189,9 +189,18 @@ describe("switch", function()
     local lk = fabric.link(sw1, sw2)
     local a <close> = h.client(dir1)
     local b <close> = h.client(dir2)
-    a:send(h.frame(h.BROADCAST, A, "across"))
-    assert.truthy(h.expect(b, "across"))
-    assert.is_true(lk:stats().forward.frames >= 1)
+    for i = 1, 5 do
+      a:send(h.frame(h.BROADCAST, A, "across" .. i))
+      assert.truthy(h.expect(b, "across" .. i))
+    end
+    for i = 1, 3 do
+      b:send(h.frame(A, B, "back" .. i))
+      assert.truthy(h.expect(a, "back" .. i))
+    end
+    -- a link counts exactly what crosses it each way (frames, bytes of 60-byte frames)
+    local st = lk:stats()
+    assert.are.same({ frames = 5, bytes = 300, refused = 0 }, st.forward)
+    assert.are.same({ frames = 3, bytes = 180, refused = 0 }, st.backward)
     lk:close()
     a:send(h.frame(h.BROADCAST, A, "cut"))
     assert.is_true(h.silent(b, "cut"))
