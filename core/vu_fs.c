@@ -130,21 +130,38 @@ static int write_stat(struct vu_call *c, uint64_t addr, struct stat *st, int fd,
 
 /* ---- stat ------------------------------------------------------------------------------------ */
 
+/* A host fd of the program's fd num: the worker's own copy when it gave it (*own false), else one
+ * taken from the program. */
+static int caller_fd(struct vu_call *c, int num, char *vpath, size_t vpath_len, bool *own)
+{
+	int fd = vu_dcache_fd(c->ctx, &c->who, num, vpath, vpath_len);
+
+	*own = fd < 0;
+	return fd >= 0 ? fd : vu_getfd(c, num);
+}
+
+static void do_fstat(struct vu_call *c, int num, uint64_t buf)
+{
+	struct stat st;
+	bool own;
+	int fd = caller_fd(c, num, NULL, 0, &own), e;
+
+	if (fd < 0)
+		return vu_fail(c, fd);
+	e = fstat(fd, &st) < 0 ? -errno : write_stat(c, buf, &st, fd, "");
+	if (own)
+		close(fd);
+	vu_fail(c, e);
+}
+
 static void do_stat(struct vu_call *c, int dirfd, uint64_t buf, int atflags)
 {
 	struct vu_lookup lk;
 	struct stat st;
 	int e;
 
-	if (c->path[0] == '\0' && (atflags & AT_EMPTY_PATH) && dirfd != AT_FDCWD) {
-		int fd = vu_getfd(c, dirfd);
-
-		if (fd < 0)
-			return vu_fail(c, fd);
-		e = fstat(fd, &st) < 0 ? -errno : write_stat(c, buf, &st, fd, "");
-		close(fd);
-		return vu_fail(c, e);
-	}
+	if (c->path[0] == '\0' && (atflags & AT_EMPTY_PATH) && dirfd != AT_FDCWD)
+		return do_fstat(c, dirfd, buf);
 	e = walk(c, dirfd, (atflags & AT_SYMLINK_NOFOLLOW) ? 0 : VU_FOLLOW, &lk, false);
 	if (e == 0) {
 		st = lk.st;
@@ -183,19 +200,13 @@ static void sys_newfstatat(struct vu_call *c)
 
 static void sys_fstat(struct vu_call *c)
 {
-	int fd = vu_getfd(c, (int)VU_ARG(c, 0)), e;
-	struct stat st;
-
-	if (fd < 0)
-		return vu_fail(c, fd);
-	e = fstat(fd, &st) < 0 ? -errno : write_stat(c, VU_ARG(c, 1), &st, fd, "");
-	close(fd);
-	vu_fail(c, e);
+	do_fstat(c, (int)VU_ARG(c, 0), VU_ARG(c, 1));
 }
 
 static void sys_statx(struct vu_call *c)
 {
 	int dirfd = dfd(VU_ARG(c, 0)), flags = (int)VU_ARG(c, 2), e, fd = -1;
+	bool own_fd = false;
 	unsigned mask = (unsigned)VU_ARG(c, 3);
 	struct statx stx;
 	struct vu_lookup lk = {.dir.fd = -1, .dir.lower_fd = -1, .reopen_fd = -1};
@@ -204,7 +215,7 @@ static void sys_statx(struct vu_call *c)
 	if ((e = vu_get_path(c, 1, false)) < 0)
 		return vu_fail(c, e);
 	if (c->path[0] == '\0' && (flags & AT_EMPTY_PATH) && dirfd != AT_FDCWD) {
-		if ((fd = vu_getfd(c, dirfd)) < 0)
+		if ((fd = caller_fd(c, dirfd, NULL, 0, &own_fd)) < 0)
 			return vu_fail(c, fd);
 		e = statx(fd, "", AT_EMPTY_PATH | sync, mask, &stx) < 0 ? -errno : 0;
 	} else {
@@ -240,7 +251,7 @@ static void sys_statx(struct vu_call *c)
 	}
 	if (e == 0)
 		e = vu_mem_write(c, VU_ARG(c, 4), &stx, sizeof(stx));
-	if (fd >= 0)
+	if (own_fd)
 		close(fd);
 	vu_lookup_done(&lk);
 	vu_fail(c, e);
@@ -579,15 +590,12 @@ static void do_open(struct vu_call *c, int dirfd, int flags, mode_t mode)
 	}
 	if (e == 0 && fd >= 0 && c->who.cache && S_ISDIR(lk.st.st_mode) && lk.reopen_fd < 0 &&
 	    lk.magic == VU_MAGIC_NONE) {
-		/* a directory: remember which, for the calls relative to it */
-		int keep = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-
-		if (keep >= 0 && vu_reply_fd(c, fd, flags & O_CLOEXEC) >= 0)
-			vu_dcache_fd_given(c->ctx, c->who.cache, (int)c->val, keep, lk.vpath);
-		else if (keep >= 0)
-			close(keep);
+		/* a directory: remember which, for the calls relative to it (our fd is the same
+		 * open file as the one given) */
+		if (vu_reply_fd_keep(c, fd, flags & O_CLOEXEC) >= 0)
+			vu_dcache_fd_given(c->ctx, c->who.cache, (int)c->val, fd, lk.vpath);
 		else
-			vu_reply_fd(c, fd, flags & O_CLOEXEC);
+			close(fd);
 		vu_lookup_done(&lk);
 		return;
 	}
@@ -1658,9 +1666,10 @@ static ssize_t to_old_dirents(char *buf, ssize_t n)
 
 static void do_getdents(struct vu_call *c, bool old)
 {
-	int fd = vu_getfd(c, (int)VU_ARG(c, 0)), e = 0;
-	size_t count = VU_ARG(c, 2);
 	char link[64], real[PATH_MAX], v[PATH_MAX], *buf;
+	bool own;
+	int fd = caller_fd(c, (int)VU_ARG(c, 0), v, sizeof(v), &own), e = 0;
+	size_t count = VU_ARG(c, 2);
 	ssize_t n, r;
 
 	if (fd < 0)
@@ -1668,17 +1677,20 @@ static void do_getdents(struct vu_call *c, bool old)
 	if (count > (1u << 20))
 		count = 1u << 20;
 	if (!(buf = malloc(count + 1))) {
-		close(fd);
+		if (own)
+			close(fd);
 		return vu_fail(c, -ENOMEM);
 	}
-	fdpath(link, sizeof(link), fd, NULL);
-	r = readlink(link, real, sizeof(real) - 1);
-	if (r > 0 && real[0] == '/') {
-		real[r] = '\0';
-		if (vu_unmap(c->ctx, real, v, sizeof(v)) < 0)
+	if (own) { /* where it is in the view, from where the host says it is */
+		fdpath(link, sizeof(link), fd, NULL);
+		r = readlink(link, real, sizeof(real) - 1);
+		if (r > 0 && real[0] == '/') {
+			real[r] = '\0';
+			if (vu_unmap(c->ctx, real, v, sizeof(v)) < 0)
+				v[0] = '\0';
+		} else {
 			v[0] = '\0';
-	} else {
-		v[0] = '\0';
+		}
 	}
 	if (v[0] && listing_edited(c->ctx, v)) {
 		off_t pos = lseek(fd, 0, SEEK_CUR);
@@ -1695,7 +1707,8 @@ static void do_getdents(struct vu_call *c, bool old)
 		if (n < 0)
 			n = -errno;
 	}
-	close(fd);
+	if (own)
+		close(fd);
 	if (n >= 0)
 		e = vu_mem_write(c, VU_ARG(c, 1), buf, (size_t)n);
 	free(buf);

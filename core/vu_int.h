@@ -222,6 +222,11 @@ void vu_dcache_end_call(struct vu_dcache *dc);
  * open file. Later calls relative to num skip reading /proc/PID/fd while kcmp(2) says it is. */
 void vu_dcache_fd_given(struct vu_ctx *ctx, struct vu_dcache *dc, int num, int ours,
 			const char *vpath);
+/* The worker's copy of the program's fd `num` when the worker gave it (the same open file, as
+ * kcmp(2) says; borrowed until the end of the call), its path in the view into vpath if not
+ * NULL; -1 if not known. */
+int vu_dcache_fd(struct vu_ctx *ctx, const struct vu_who *who, int num, char *vpath,
+		 size_t vpath_len);
 /* Something in the view was renamed, removed or changed its permissions. */
 void vu_dcache_invalidate(struct vu_ctx *ctx);
 
@@ -365,8 +370,10 @@ int vu_mem_write(const struct vu_call *c, uint64_t addr, const void *buf, size_t
 /* Read a NUL-terminated string; -ENAMETOOLONG past len, -EFAULT on a bad address. */
 int vu_mem_read_str(const struct vu_call *c, uint64_t addr, char *buf, size_t len);
 bool vu_notif_valid(const struct vu_call *c);
-/* Answer by putting a host fd into the caller's table (the call's result is its number). */
+/* Answer by putting a host fd into the caller's table (the call's result is its number); fd is
+ * closed. vu_reply_fd_keep leaves it open. */
 int vu_reply_fd(struct vu_call *c, int fd, bool cloexec);
+int vu_reply_fd_keep(struct vu_call *c, int fd, bool cloexec);
 /* A copy of the caller's fd (pidfd_getfd), or -errno. */
 int vu_getfd(const struct vu_call *c, int fd);
 

@@ -89,6 +89,14 @@ bool vu_notif_valid(const struct vu_call *c)
 
 int vu_reply_fd(struct vu_call *c, int fd, bool cloexec)
 {
+	int r = vu_reply_fd_keep(c, fd, cloexec);
+
+	close(fd);
+	return r;
+}
+
+int vu_reply_fd_keep(struct vu_call *c, int fd, bool cloexec)
+{
 	struct seccomp_notif_addfd addfd = {
 	    .id = c->req->id,
 	    .flags = SECCOMP_ADDFD_FLAG_SEND,
@@ -98,7 +106,6 @@ int vu_reply_fd(struct vu_call *c, int fd, bool cloexec)
 	};
 	int r = ioctl(c->ctx->listener, SECCOMP_IOCTL_NOTIF_ADDFD, &addfd);
 
-	close(fd);
 	if (r < 0) {
 		c->err = -errno;
 		if (errno == ENOENT) /* the caller is gone (killed) */

@@ -852,28 +852,37 @@ void vu_dcache_fd_given(struct vu_ctx *ctx, struct vu_dcache *dc, int num, int o
 	memcpy(f->vpath, vpath, vlen + 1);
 }
 
-/* The path in the view of a program's fd that is one the worker gave it; false if not known. */
-static bool dc_fd_vpath(struct vu_ctx *ctx, const struct vu_who *who, int num, char *out,
-			size_t outlen)
+/* The entry of a program's fd that is one the worker gave it and still the same open file. */
+static struct dc_fd *dc_fd_find(struct vu_ctx *ctx, const struct vu_who *who, int num)
 {
 	struct vu_dcache *dc = who->cache;
 	struct dc_fd *f;
 
 	if (!dc || num < 0)
-		return false;
+		return NULL;
 	f = &dc->fds[num % DC_FDS];
 	if (f->ours < 0 || f->num != num)
-		return false;
+		return NULL;
 	if (f->gen != __atomic_load_n(&ctx->dcache_gen, __ATOMIC_ACQUIRE) ||
 	    dc_now_ns() - f->born_ns > DC_TTL_NS) {
 		dc_fd_drop(dc, f);
-		return false;
+		return NULL;
 	}
-	if (syscall(SYS_kcmp, who->tid, dc->self, KCMP_FILE, num, f->ours) != 0 ||
-	    f->vlen >= outlen)
-		return false; /* closed and reused for something else, or no kcmp(2) */
-	memcpy(out, f->vpath, f->vlen + 1);
-	return true;
+	if (syscall(SYS_kcmp, who->tid, dc->self, KCMP_FILE, num, f->ours) != 0)
+		return NULL; /* closed and reused for something else, or no kcmp(2) */
+	return f;
+}
+
+int vu_dcache_fd(struct vu_ctx *ctx, const struct vu_who *who, int num, char *vpath,
+		 size_t vpath_len)
+{
+	struct dc_fd *f = dc_fd_find(ctx, who, num);
+
+	if (!f || (vpath && f->vlen >= vpath_len))
+		return -1;
+	if (vpath)
+		memcpy(vpath, f->vpath, f->vlen + 1);
+	return f->ours;
 }
 
 static void dc_drop(struct vu_dcache *dc, struct dc_entry *en)
@@ -1321,7 +1330,7 @@ int vu_fd_vpath(struct vu_ctx *ctx, const struct vu_who *who, int fd, char *out,
 	}
 	if (fd < 0)
 		return -EBADF;
-	if (dc_fd_vpath(ctx, who, fd, out, outlen))
+	if (vu_dcache_fd(ctx, who, fd, out, outlen) >= 0)
 		return 0;
 	snprintf(link, sizeof(link), "/proc/%d/fd/%d", (int)who->tid, fd);
 	n = readlink(link, real, sizeof(real) - 1);
