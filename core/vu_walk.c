@@ -357,7 +357,9 @@ static int step_dir(struct walk *w, const char *name)
 }
 
 /* Several plain directory components at once, when nothing special lies between them: one
- * openat2 with RESOLVE_NO_SYMLINKS. Returns 1 if it did the run, 0 to go step by step. */
+ * openat2 with RESOLVE_NO_SYMLINKS. Returns 1 if it did the run, 0 to go step by step, or the
+ * error that the steps would stop at too (a name missing, a directory not searchable: the names
+ * of a run are plain, so a step meets nothing else on the way there). */
 static int step_run(struct walk *w)
 {
 	struct vu_ctx *ctx = w->ctx;
@@ -407,8 +409,11 @@ static int step_run(struct walk *w)
 	fd = sys_openat2(cur->lower_fd >= 0 && cur->fd < 0 ? cur->lower_fd : cur->fd, run,
 			 O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC,
 			 RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS);
+	if (fd == -ENOENT || fd == -EACCES)
+		return fd;
 	if (fd < 0)
-		return 0; /* a symlink, or missing: let the steps say */
+		return 0; /* a symlink (ELOOP, or ENOTDIR for the last name of the run): the steps
+			   * follow it */
 	vu_node_done(cur);
 	memcpy(cur->vpath, v, vlen + 1);
 	cur->vlen = vlen;
@@ -1095,8 +1100,10 @@ static int walk_once(struct vu_ctx *ctx, const struct vu_who *who, int dirfd, co
 
 		if (w->cur.rule != &ctx->rules[0] || w->cur.proc != VU_PROC_NONE)
 			w->foreign = true;
-		if (step_run(w))
+		if ((e = step_run(w)) > 0)
 			continue;
+		if (e < 0)
+			break;
 		n = next_name(w, name, &last, &slash);
 		if (n > NAME_MAX) {
 			e = -ENAMETOOLONG;
