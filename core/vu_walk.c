@@ -66,8 +66,9 @@ struct walk {
 	struct vu_node cur;
 	/* directory cache: the key of the walk's directory part; what reaches its last name */
 	char dc_key[DC_PATH];
-	size_t dc_klen;	 /* 0: nothing to remember */
-	bool dc_spliced; /* the last name was a symlink: what follows is not the directory part */
+	size_t dc_klen;	   /* 0: nothing to remember */
+	bool dc_spliced;   /* the last name was a symlink: what follows is not the directory part */
+	size_t run_failed; /* a run up to here met a symlink: step until past it (0: none) */
 };
 
 static int sys_openat2(int dirfd, const char *path, uint64_t flags, uint64_t resolve)
@@ -188,6 +189,7 @@ static int splice_link(struct walk *w, const char *target)
 	memcpy(w->rest, target, tl);
 	w->rest[tl] = rl ? '/' : '\0';
 	w->pos = 0;
+	w->run_failed = 0;
 	if (target[0] == '/') {
 		vu_node_done(&w->cur);
 		node_root(w->ctx, &w->cur);
@@ -369,7 +371,8 @@ static int step_run(struct walk *w)
 	int count = 0, fd;
 	unsigned a;
 
-	if (cur->proc != VU_PROC_NONE || (cur->rule->kind == VU_COW && cur->fd >= 0) || cur->fd < 0)
+	if (cur->proc != VU_PROC_NONE || (cur->rule->kind == VU_COW && cur->fd >= 0) ||
+	    cur->fd < 0 || w->pos < w->run_failed)
 		return 0;
 	memcpy(v, cur->vpath, vlen + 1);
 	for (;;) {
@@ -411,9 +414,12 @@ static int step_run(struct walk *w)
 			 RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS);
 	if (fd == -ENOENT || fd == -EACCES)
 		return fd;
-	if (fd < 0)
-		return 0; /* a symlink (ELOOP, or ENOTDIR for the last name of the run): the steps
-			   * follow it */
+	if (fd < 0) {
+		/* a symlink (ELOOP, or ENOTDIR for the last name of the run): the steps follow it,
+		 * and no shorter run of these names is tried again */
+		w->run_failed = end_pos;
+		return 0;
+	}
 	vu_node_done(cur);
 	memcpy(cur->vpath, v, vlen + 1);
 	cur->vlen = vlen;
@@ -873,8 +879,10 @@ static struct dc_fd *dc_fd_find(struct vu_ctx *ctx, const struct vu_who *who, in
 		dc_fd_drop(dc, f);
 		return NULL;
 	}
-	if (syscall(SYS_kcmp, who->tid, dc->self, KCMP_FILE, num, f->ours) != 0)
-		return NULL; /* closed and reused for something else, or no kcmp(2) */
+	if (syscall(SYS_kcmp, who->tid, dc->self, KCMP_FILE, num, f->ours) != 0) {
+		dc_fd_drop(dc, f); /* closed and reused for something else, or no kcmp(2) */
+		return NULL;
+	}
 	return f;
 }
 
@@ -1072,6 +1080,7 @@ static int walk_once(struct vu_ctx *ctx, const struct vu_who *who, int dirfd, co
 	w->foreign = ctx->rules[0].real == NULL || strcmp(ctx->rules[0].real, "/") != 0;
 	w->dc_klen = 0;
 	w->dc_spliced = false;
+	w->run_failed = 0;
 	if (path[0] == '/') {
 		if (!dc_start(w, "", path)) {
 			node_root(ctx, &w->cur);
@@ -1110,12 +1119,24 @@ static int walk_once(struct vu_ctx *ctx, const struct vu_who *who, int dirfd, co
 			break;
 		}
 		if (n == 0 || strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
-			if (n == 2) { /* ".." */
+			if (n == 2) { /* "..", and those right after it: one walk to the ancestor */
 				char parent[PATH_MAX];
 				size_t plen = w->cur.vlen;
 
 				memcpy(parent, w->cur.vpath, plen + 1);
 				vu_path_parent(parent, &plen);
+				while (!last) {
+					size_t at = w->pos;
+					bool more_last, more_slash;
+
+					if (next_name(w, name, &more_last, &more_slash) != 2 ||
+					    strcmp(name, "..") != 0) {
+						w->pos = at;
+						break;
+					}
+					vu_path_parent(parent, &plen);
+					last = more_last;
+				}
 				vu_node_done(&w->cur);
 				if ((e = vu_node_at(ctx, parent, &w->cur)) < 0)
 					break;
