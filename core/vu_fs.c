@@ -380,6 +380,8 @@ static void do_readlink(struct vu_call *c, int dirfd, uint64_t buf, int64_t size
 		if (e < 0)
 			return vu_fail(c, e);
 		target[r] = '\0';
+	} else if (dirfd == AT_FDCWD && vu_dcache_dir(c->ctx, &c->who, c->path)) {
+		return vu_fail(c, -EINVAL); /* a directory walked lately: not a symlink */
 	} else {
 		if ((e = walk(c, dirfd, 0, &lk, false)) < 0)
 			return vu_fail(c, e);

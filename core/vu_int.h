@@ -227,6 +227,9 @@ void vu_dcache_fd_given(struct vu_ctx *ctx, struct vu_dcache *dc, int num, int o
  * NULL; -1 if not known. */
 int vu_dcache_fd(struct vu_ctx *ctx, const struct vu_who *who, int num, char *vpath,
 		 size_t vpath_len);
+/* The cache knows that path (absolute, or relative to the cwd) is a directory of the view that
+ * was reached through no symlink. */
+bool vu_dcache_dir(struct vu_ctx *ctx, const struct vu_who *who, const char *path);
 /* Something in the view was renamed, removed or changed its permissions. */
 void vu_dcache_invalidate(struct vu_ctx *ctx);
 

@@ -31,6 +31,7 @@ struct dc_entry {
 	int fd;
 	bool own; /* fd is ours to close (not a rule's) */
 	bool foreign;
+	bool via_link; /* the walk that reached it followed a symlink */
 	char key[DC_PATH];
 	char vpath[DC_PATH];
 };
@@ -1023,7 +1024,33 @@ static void dc_insert(struct walk *w)
 	en->fd = cur->fd;
 	en->own = cur->own_fd;
 	en->foreign = w->foreign;
+	en->via_link = w->links > 0;
 	cur->own_fd = false; /* the cache keeps it */
+}
+
+bool vu_dcache_dir(struct vu_ctx *ctx, const struct vu_who *who, const char *path)
+{
+	char key[DC_PATH];
+	size_t l = strlen(path), sl = 0;
+	struct dc_entry *en;
+
+	while (l > 1 && path[l - 1] == '/')
+		l--;
+	if (!who->cache || l == 0 || (path[0] == '/' && l == 1))
+		return false;
+	if (path[0] != '/') {
+		sl = strlen(who->cwd);
+		if (sl + 1 + l >= DC_PATH)
+			return false;
+		memcpy(key, who->cwd, sl);
+		key[sl++] = '/';
+	} else if (l >= DC_PATH) {
+		return false;
+	}
+	memcpy(key + sl, path, l);
+	key[sl + l] = '\0';
+	en = dc_find(ctx, who->cache, key, sl + l);
+	return en && !en->via_link;
 }
 
 /* Start the walk at the directory that the cache says the directory part reaches; true if so.
