@@ -70,6 +70,8 @@ struct walk {
 	size_t dc_klen;	   /* 0: nothing to remember */
 	bool dc_spliced;   /* the last name was a symlink: what follows is not the directory part */
 	size_t run_failed; /* a run up to here met a symlink: step until past it (0: none) */
+	bool magic;	   /* it went through /proc/self or a magic link: what it reached depends on
+			    * who asks and when, so the directory cache keeps none of it */
 };
 
 static int sys_openat2(int dirfd, const char *path, uint64_t flags, uint64_t resolve)
@@ -199,6 +201,12 @@ static int splice_link(struct walk *w, const char *target)
 	return 0;
 }
 
+static int splice_magic(struct walk *w, const char *target)
+{
+	w->magic = true;
+	return splice_link(w, target);
+}
+
 /* Next component of w->rest into name; returns its length, 0 at the end. *last: nothing after
  * it; *slash: a '/' follows it (so it must be a directory). */
 static size_t next_name(struct walk *w, char *name, bool *last, bool *slash)
@@ -249,11 +257,11 @@ static int step_dir(struct walk *w, const char *name)
 
 	if (cur->proc == VU_PROC_ROOT && strcmp(name, "self") == 0) { /* the caller's, not ours */
 		snprintf(target, sizeof(target), "%d", (int)w->who->tgid);
-		return splice_link(w, target);
+		return splice_magic(w, target);
 	}
 	if (cur->proc == VU_PROC_ROOT && strcmp(name, "thread-self") == 0) {
 		snprintf(target, sizeof(target), "%d/task/%d", (int)w->who->tgid, (int)w->who->tid);
-		return splice_link(w, target);
+		return splice_magic(w, target);
 	}
 	if (cur->proc == VU_PROC_PID || cur->proc == VU_PROC_FD) {
 		int fdnum = -1, reopen = -1;
@@ -267,7 +275,7 @@ static int step_dir(struct walk *w, const char *name)
 				return e;
 			if (e == 1)
 				return -EACCES; /* not a directory of the view */
-			return splice_link(w, target);
+			return splice_magic(w, target);
 		}
 		if (!traced(ctx, cur->proc_tid) && proc_private(cur, name))
 			return -EACCES;
@@ -721,7 +729,7 @@ static int step_last(struct walk *w, const char *name, bool slash, struct vu_loo
 			else
 				snprintf(target, sizeof(target), "%d/task/%d", (int)w->who->tgid,
 					 (int)w->who->tid);
-			return (e = splice_link(w, target)) < 0 ? e : 1;
+			return (e = splice_magic(w, target)) < 0 ? e : 1;
 		}
 	} else if (mk != VU_MAGIC_NONE) {
 		int reopen;
@@ -735,7 +743,7 @@ static int step_last(struct walk *w, const char *name, bool slash, struct vu_loo
 			lk->magic = mk;
 			snprintf(lk->magic_target, sizeof(lk->magic_target), "%s", target);
 		} else if (e == 0) {
-			return (e = splice_link(w, target)) < 0 ? e : 1;
+			return (e = splice_magic(w, target)) < 0 ? e : 1;
 		} else {
 			struct stat st;
 
@@ -1005,7 +1013,7 @@ static void dc_insert(struct walk *w)
 	size_t klen = w->dc_klen;
 
 	w->dc_klen = 0;
-	if (!dc || !klen || w->dc_spliced || dc->ndead >= DC_DEAD - 1)
+	if (!dc || !klen || w->dc_spliced || w->magic || dc->ndead >= DC_DEAD - 1)
 		return;
 	if (cur->proc != VU_PROC_NONE || cur->rule->kind == VU_COW || cur->fd < 0 ||
 	    cur->lower_fd >= 0 || cur->vlen >= DC_PATH)
@@ -1108,6 +1116,7 @@ static int walk_once(struct vu_ctx *ctx, const struct vu_who *who, int dirfd, co
 	w->dc_klen = 0;
 	w->dc_spliced = false;
 	w->run_failed = 0;
+	w->magic = false;
 	if (path[0] == '/') {
 		if (!dc_start(w, "", path)) {
 			node_root(ctx, &w->cur);

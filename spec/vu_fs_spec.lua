@@ -96,8 +96,10 @@ describe("vu file-system views", function()
     finally(function() tmp.remove(d) end)
     tree(d)
     local r = hvu.sh({ "--bind", d .. ":/work" },
-      "cd /work/sub && pwd -P && readlink /proc/self/cwd && readlink /proc/self/exe && exec 3</work/a && readlink /proc/self/fd/3 && cat /dev/fd/3")
-    assert.are.equal("/work/sub\n/work/sub\n/usr/bin/readlink\n/work/a\none\n", r.stdout)
+      "cd /work/sub && pwd -P && readlink /proc/self/cwd && readlink /proc/self/exe && exec 3</work/a && readlink /proc/self/fd/3 && cat /dev/fd/3"
+        -- /proc/self/cwd is the cwd of the process asking, when it asks
+        .. " && cat /proc/self/cwd/b && cd /work && cat /proc/self/cwd/a && (cd sub && cat /proc/self/cwd/b)")
+    assert.are.equal("/work/sub\n/work/sub\n/usr/bin/readlink\n/work/a\none\ntwo\none\ntwo\n", r.stdout)
   end)
 
   it("runs coreutils, bash, python3, gcc, make, git and tar in a bind and cow view", function()
