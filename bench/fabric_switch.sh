@@ -67,14 +67,23 @@ row() { # SIZE PATH fps mbit loss switch_us tx_us rx_us
 	printf '%-6s %-12s %12s %10s %8s %10s %7s %7s\n' "$@"
 }
 row size path frames/s Mbit/s loss% cpu:switch tx rx
+cpus=$(nproc)
 for size in 64 512 1500; do
-	set -- $(run "$work/vsq" "$size" "$vsq_pid"); vsq_fps=$1
+	set -- $(run "$work/vsq" "$size" "$vsq_pid"); vsq_fps=$1 vsq_cpu="$4 $5 $6"
 	row "$size" vsq-switch "$@"
 	set -- $(run "$work/vde" "$size" "$vde_pid"); vde_fps=$1
 	row "$size" vde_switch "$@"
-	set -- $(run "ptp://$work/ptp" "$size"); ptp_fps=$1
+	set -- $(run "ptp://$work/ptp" "$size"); ptp_fps=$1 ptp_cpu="$5 $6"
 	row "$size" ptp-cable "$1" "$2" "$3" - "$5" "$6"
 	awk -v a="$vsq_fps" -v b="$vde_fps" -v c="$ptp_fps" -v s="$size" 'BEGIN {
 		printf "%-6s ratio vsq-switch/vde_switch %.2fx (target >= 1.5x), vsq-switch/ptp %.0f%% (target >= 80%%)\n",
 			s, a / b, 100 * a / c }'
+	# Where the time goes: with every core busy, a path cannot pass more frames per second
+	# than cores / (CPU per frame of everything on it). Through a switch each frame is sent
+	# and received twice, once by the generator and once by the switch.
+	echo "$vsq_fps $vsq_cpu $ptp_fps $ptp_cpu" | awk -v n="$cpus" -v s="$size" '{
+		vsq_ceiling = n * 1e6 / ($2 + $3 + $4); ptp_ceiling = n * 1e6 / ($6 + $7)
+		printf "%-6s CPU ceilings on %d cores: vsq-switch path %.0fk frames/s (reached %.0f%%), ptp %.0fk (reached %.0f%%); the switch path'"'"'s ceiling is %.0f%% of ptp'"'"'s\n",
+			s, n, vsq_ceiling / 1e3, 100 * $1 / vsq_ceiling, ptp_ceiling / 1e3, 100 * $5 / ptp_ceiling,
+			100 * vsq_ceiling / ptp_ceiling }'
 done

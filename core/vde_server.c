@@ -569,6 +569,7 @@ int vsq_switch_serve(struct vsq_switch *sw, const struct vsq_vde_server_config *
 	ev_io_init(&server->ctl_w, accept_cb, server->ctl_fd, EV_READ);
 	ev_io_start(sw->loop, &server->ctl_w);
 	ev_timer_init(&server->retry_timer, retry_cb, 1.0, 0);
+	ev_prepare_init(&server->busy_w, vde_server_busy_cb);
 	sw->server = server;
 	return 0;
 
@@ -595,6 +596,7 @@ void vde_server_close(struct vde_server *server)
 			vde_client_close(sw->ports[i]->clients);
 	ev_io_stop(sw->loop, &server->ctl_w);
 	ev_timer_stop(sw->loop, &server->retry_timer);
+	vde_server_busy_end(server);
 	close(server->ctl_fd);
 	unlink(server->ctl_path);
 	if (server->created_dir && rmdir(server->dir) < 0 && errno != ENOENT)

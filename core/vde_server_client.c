@@ -326,6 +326,37 @@ static int read_batch(struct vde_client *c)
 	return n;
 }
 
+/* ---- busy mode (VDE_BUSY_PAUSE_S) ---- */
+
+static void busy_begin(struct vde_server *server)
+{
+	ev_prepare_start(server->sw->loop, &server->busy_w);
+	ev_unref(server->sw->loop); /* pausing alone must not keep the loop running */
+}
+
+void vde_server_busy_end(struct vde_server *server)
+{
+	if (!ev_is_active(&server->busy_w))
+		return;
+	ev_ref(server->sw->loop);
+	ev_prepare_stop(server->sw->loop, &server->busy_w);
+}
+
+void vde_server_busy_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct vde_server *server = container_of(w, struct vde_server, busy_w);
+	double since_poll;
+
+	if (server->frames_since_poll < VDE_BUSY_LEAVE_FRAMES) {
+		vde_server_busy_end(server);
+		return;
+	}
+	server->frames_since_poll = 0;
+	since_poll = ev_time() - ev_now(loop);
+	if (since_poll < VDE_BUSY_PAUSE_S)
+		ev_sleep(VDE_BUSY_PAUSE_S - since_poll);
+}
+
 /* Several batches per wakeup, to take a full socket in one go. A client's data socket and ours
  * are connected to each other, which exempts them from net.unix.max_dgram_qlen: what bounds
  * the frames waiting for us is the client's SO_SNDBUF (libvdeplug leaves the default, 212992
@@ -335,14 +366,22 @@ static int read_batch(struct vde_client *c)
 static void data_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct vde_client *c = container_of(w, struct vde_client, data_w);
-	struct vsq_switch *sw = c->server->sw;
+	struct vde_server *server = c->server;
+	struct vsq_switch *sw = server->sw;
+	unsigned frames = 0;
 
 	sw->depth++; /* the client stays valid until the end */
 	for (int i = 0; i < READS_PER_WAKEUP; i++) {
-		if (read_batch(c) == 0 || sw->congested || sw->closing || !ev_is_active(w))
+		int n = read_batch(c);
+		frames += (unsigned)n;
+		/* a short batch emptied the socket: no need to ask again */
+		if (n < SWITCH_BATCH || sw->congested || sw->closing || !ev_is_active(w))
 			break;
 	}
 	sw->depth--;
+	server->frames_since_poll += frames;
+	if (frames >= VDE_BUSY_ENTER_FRAMES && !ev_is_active(&server->busy_w) && !sw->closing)
+		busy_begin(server);
 }
 
 static void ctl_cb(struct ev_loop *loop, ev_io *w, int revents)
