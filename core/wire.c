@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/timerfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "wire_int.h"
 
@@ -14,7 +16,7 @@
 /* Most channel buffer reserved in slab slots when it is set; beyond, slots come as needed. */
 #define CHANBUF_RESERVE_MAX (16.0 * 1048576)
 #define FULL_FRAME 1514 /* an untagged ethernet frame with a 1500-byte payload */
-/* A timer may fire a hair before the queue head is due (libev's clock versus ev_now). */
+/* Frames due this close to a timer's expiry leave with it (the kernel's own timer slack). */
 #define TIMER_SLACK_NS 50000
 
 /* While nothing is set or queued in the direction that starts at an end, its port is a
@@ -61,7 +63,11 @@ struct vsq_wire {
 	bool fifo;
 	struct wire_direction dirs[2];
 	struct wire_queue queue;
-	ev_timer timer;
+	/* The queue's timer: a timerfd set to the head's due time on the monotonic clock, to the
+	 * nanosecond. libev's own timers wait in epoll_wait, whose timeout is in whole
+	 * milliseconds rounded up: a 10 ms delay would come out up to a millisecond long. */
+	int timer_fd;
+	ev_io timer_w;
 	int64_t timer_at_ns; /* when the armed timer fires, or -1 */
 	/* Markov chain */
 	struct wire_node *nodes;
@@ -77,7 +83,7 @@ struct vsq_wire {
 	void *on_unlinked_ctx;
 };
 
-static void wire_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+static void wire_timer_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void markov_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 /* The monotonic clock, not ev_now: frames handled late in a busy loop iteration must not be
@@ -170,18 +176,27 @@ static void arm_timer(struct vsq_wire *w, int64_t now)
 {
 	const struct wire_queue_entry *top = wire_queue_top(&w->queue);
 
+	struct itimerspec its = {0};
+	int64_t at;
+
 	if (!top) {
 		if (w->timer_at_ns >= 0) {
-			ev_timer_stop(w->loop, &w->timer);
+			timerfd_settime(w->timer_fd, 0, &its, NULL); /* disarmed */
+			ev_io_stop(w->loop, &w->timer_w);
 			w->timer_at_ns = -1;
 		}
 		return;
 	}
 	if (w->timer_at_ns == top->when_ns)
 		return;
-	ev_timer_stop(w->loop, &w->timer);
-	ev_timer_set(&w->timer, top->when_ns > now ? (top->when_ns - now) / NS_PER_S : 0, 0);
-	ev_timer_start(w->loop, &w->timer);
+	/* a time already past fires at once; 0 would disarm it */
+	at = (top->when_ns > now ? top->when_ns : now) + w->epoch_ns;
+	its.it_value.tv_sec = at / 1000000000;
+	its.it_value.tv_nsec = at % 1000000000;
+	if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
+		its.it_value.tv_nsec = 1;
+	timerfd_settime(w->timer_fd, TFD_TIMER_ABSTIME, &its, NULL);
+	ev_io_start(w->loop, &w->timer_w);
 	w->timer_at_ns = top->when_ns;
 }
 
@@ -504,11 +519,19 @@ refused:
 	return rc;
 }
 
-static void wire_timer_cb(struct ev_loop *loop, ev_timer *timer, int revents)
+static void wire_timer_cb(struct ev_loop *loop, ev_io *timer, int revents)
 {
-	struct vsq_wire *w = (struct vsq_wire *)((char *)timer - offsetof(struct vsq_wire, timer));
+	struct vsq_wire *w = (struct vsq_wire *)((char *)timer - offsetof(struct vsq_wire, timer_w));
 	const struct wire_queue_entry *top;
-	int64_t now = now_ns(w);
+	uint64_t expirations;
+	int64_t now;
+
+	/* read the expiry count so that the fd stops being readable (nothing if it was re-armed
+	 * since: EAGAIN) */
+	if (read(w->timer_fd, &expirations, sizeof(expirations)) < 0 && w->timer_at_ns >= 0 &&
+	    now_ns(w) < w->timer_at_ns)
+		return;
+	now = now_ns(w);
 
 	w->timer_at_ns = -1;
 	wire_enter(w);
@@ -568,11 +591,18 @@ int vsq_wire_new(struct ev_loop *loop, const char *name, uint64_t seed, struct v
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
+	w->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (w->timer_fd < 0) {
+		int err = -errno;
+		free(w);
+		return err;
+	}
 	w->nodes = calloc(1, sizeof(*w->nodes));
 	w->edges = calloc(1, sizeof(*w->edges));
 	if (!w->nodes || !w->edges) {
 		free(w->nodes);
 		free(w->edges);
+		close(w->timer_fd);
 		free(w);
 		return -ENOMEM;
 	}
@@ -607,7 +637,7 @@ int vsq_wire_new(struct ev_loop *loop, const char *name, uint64_t seed, struct v
 	wire_rng_seed(&w->markov_rng, seed ^ 0xda942042e4dd58b5ull);
 	wire_queue_init(&w->queue);
 	update_impaired(w);
-	ev_timer_init(&w->timer, wire_timer_cb, 0, 0);
+	ev_io_init(&w->timer_w, wire_timer_cb, w->timer_fd, EV_READ);
 	ev_timer_init(&w->markov_timer, markov_timer_cb, 0, 0);
 	*out = w;
 	return 0;
@@ -616,6 +646,7 @@ int vsq_wire_new(struct ev_loop *loop, const char *name, uint64_t seed, struct v
 static void really_free(struct vsq_wire *w)
 {
 	wire_queue_fini(&w->queue);
+	close(w->timer_fd);
 	free(w->nodes);
 	free(w->edges);
 	free(w);
@@ -628,7 +659,7 @@ void vsq_wire_free(struct vsq_wire *w)
 	w->dead = true;
 	stop_passing(w, 0); /* no frame may cross a wire that is going away */
 	stop_passing(w, 1);
-	ev_timer_stop(w->loop, &w->timer);
+	ev_io_stop(w->loop, &w->timer_w);
 	ev_timer_stop(w->loop, &w->markov_timer);
 	vsq_port_unlink(&w->ends[0].port);
 	vsq_port_unlink(&w->ends[1].port);
