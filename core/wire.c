@@ -521,7 +521,8 @@ refused:
 
 static void wire_timer_cb(struct ev_loop *loop, ev_io *timer, int revents)
 {
-	struct vsq_wire *w = (struct vsq_wire *)((char *)timer - offsetof(struct vsq_wire, timer_w));
+	struct vsq_wire *w =
+	    (struct vsq_wire *)((char *)timer - offsetof(struct vsq_wire, timer_w));
 	const struct wire_queue_entry *top;
 	uint64_t expirations;
 	int64_t now;
