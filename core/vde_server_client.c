@@ -328,8 +328,9 @@ static int read_batch(struct vde_client *c)
 
 /* ---- busy mode (VDE_BUSY_PAUSE_S) ---- */
 
-static void busy_begin(struct vde_server *server)
+static void busy_begin(struct vde_server *server, unsigned frames)
 {
+	server->frames_since_poll = frames;
 	ev_prepare_start(server->sw->loop, &server->busy_w);
 	ev_unref(server->sw->loop); /* pausing alone must not keep the loop running */
 }
@@ -379,9 +380,10 @@ static void data_cb(struct ev_loop *loop, ev_io *w, int revents)
 			break;
 	}
 	sw->depth--;
-	server->frames_since_poll += frames;
-	if (frames >= VDE_BUSY_ENTER_FRAMES && !ev_is_active(&server->busy_w) && !sw->closing)
-		busy_begin(server);
+	if (ev_is_active(&server->busy_w))
+		server->frames_since_poll += frames;
+	else if (frames >= VDE_BUSY_ENTER_FRAMES && !sw->closing)
+		busy_begin(server, frames);
 }
 
 static void ctl_cb(struct ev_loop *loop, ev_io *w, int revents)
