@@ -175,7 +175,6 @@ static void update_impaired(struct vsq_wire *w)
 static void arm_timer(struct vsq_wire *w, int64_t now)
 {
 	const struct wire_queue_entry *top = wire_queue_top(&w->queue);
-
 	struct itimerspec its = {0};
 	int64_t at;
 
@@ -527,11 +526,10 @@ static void wire_timer_cb(struct ev_loop *loop, ev_io *timer, int revents)
 	uint64_t expirations;
 	int64_t now;
 
-	/* read the expiry count so that the fd stops being readable (nothing if it was re-armed
-	 * since: EAGAIN) */
-	if (read(w->timer_fd, &expirations, sizeof(expirations)) < 0 && w->timer_at_ns >= 0 &&
-	    now_ns(w) < w->timer_at_ns)
-		return;
+	/* take the expiry so that the fd stops being readable; EAGAIN if it was re-armed since,
+	 * and then nothing is due: arm_timer below sets it again */
+	if (read(w->timer_fd, &expirations, sizeof(expirations)) < 0)
+		expirations = 0;
 	now = now_ns(w);
 
 	w->timer_at_ns = -1;

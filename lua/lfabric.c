@@ -1238,7 +1238,8 @@ static int link_receive(struct vsq_port *port, const uint8_t *frame, size_t len)
 	int side;
 	struct llink *lk = link_from_port(port, &side);
 
-	/* what reaches one side leaves by the other */
+	/* what reaches one side leaves by the other: only while the link is not yet a transparent
+	 * hop (l_link makes it one at once), but every port needs a receive */
 	return vsq_port_send(&lk->side[!side], frame, len);
 }
 
